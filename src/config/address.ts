@@ -1,0 +1,27 @@
+import { isIP } from 'node:net';
+import { err, ok, type Result } from '../common/result.js';
+import type { ListenAddress } from './agent-types.js';
+
+/** Parses "0.0.0.0:25305", "[::]:25305" or "[2001:db8::1]:443" into host and port. */
+export function parseHostPort(text: string): Result<ListenAddress> {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const hint = 'write "0.0.0.0:25305", "127.0.0.1:25305" or "[::]:25305"';
+  if (!match) return err(`"${text}" is not host:port; ${hint}`);
+  const host = (match[1] ?? match[2])!;
+  const port = Number(match[3]);
+  if (isIP(host) === 0) return err(`"${text}": "${host}" is not an IP address; ${hint}`);
+  if (match[1] !== undefined && isIP(host) !== 6) return err(`"${text}": brackets are for IPv6 only; ${hint}`);
+  if (port < 1 || port > 65535) return err(`"${text}": port ${port} is outside 1-65535`);
+  return ok({ host, port });
+}
+
+const HOSTNAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** A DNS name (optionally "*.suffix") or an IP address, as used in certificates and routes. */
+export function isHostnameOrIp(text: string): boolean {
+  return isIP(text) !== 0 || HOSTNAME.test(text);
+}
+
+export function formatHostPort({ host, port }: ListenAddress): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,187 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseToml } from 'smol-toml';
+import { parseCidr } from '../agent/whitelist/cidr.js';
+import { parseHostPort, isHostnameOrIp } from './address.js';
+import { DEFAULT_TIMEOUTS, type AgentConfig, type RouteConfig, type TlsConfig, type WhitelistEntrySpec } from './agent-types.js';
+import { ConfigError, Problems } from './problems.js';
+import { TableReader, describe, isTable, type Table } from './fields.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+
+/** Reads, parses and validates an agent config file; throws ConfigError listing every problem. */
+export async function loadAgentConfig(file: string): Promise<AgentConfig> {
+  return parseAgentConfig(await readConfigText(file), file);
+}
+
+export async function readConfigText(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist; pass the right path with --config' : `cannot be read (${code ?? String(error)})`;
+    throw new ConfigError([`${file}: ${why}`]);
+  }
+}
+
+export function parseTomlTable(text: string, file: string): Table {
+  try {
+    return parseToml(text) as Table;
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    throw new ConfigError([`${file}: is not valid TOML: ${message}`]);
+  }
+}
+
+/** Pure: config text → validated AgentConfig. Relative paths are taken from the config file's folder. */
+export function parseAgentConfig(text: string, file: string): AgentConfig {
+  const problems = new Problems(file);
+  const root = new TableReader(parseTomlTable(text, file), '', problems);
+  const baseDir = dirname(resolve(file));
+  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log']);
+
+  const agentTable = root.child('agent');
+  agentTable.rejectUnknown(['name', 'listen', 'stateDir']);
+  const name = agentTable.string('name', 'home');
+  if (name !== undefined && !/^[a-z0-9][a-z0-9-]{0,62}$/i.test(name)) {
+    problems.add('agent.name', `"${name}" must be letters, digits and dashes (it appears in URLs)`);
+  }
+  const listenText = agentTable.string('listen', '0.0.0.0:25305');
+  const listen = listenText === undefined ? undefined : parseHostPort(listenText);
+  if (listen && !listen.ok) problems.add('agent.listen', listen.error);
+  const stateDir = resolve(baseDir, agentTable.string('stateDir', './state') ?? './state');
+
+  const tls = readTls(root.child('tls'), baseDir, stateDir);
+  const allow = readWhitelist(root.child('whitelist'));
+  const routes = readRoutes(root.children('route'), problems);
+  const timeouts = readTimeouts(root.child('timeouts'));
+  const logTable = root.child('log');
+  logTable.rejectUnknown(['level']);
+  const level = logTable.oneOf('level', LOG_LEVELS, 'info');
+
+  problems.throwIfAny();
+  return {
+    file,
+    agent: { name: name!, listen: (listen as { ok: true; value: AgentConfig['agent']['listen'] }).value, stateDir },
+    tls: tls!,
+    whitelist: { allow },
+    routes,
+    timeouts,
+    log: { level: level! },
+  };
+}
+
+function readTls(table: TableReader, baseDir: string, stateDir: string): TlsConfig | undefined {
+  table.rejectUnknown(['mode', 'certDir', 'hostnames', 'certFile', 'keyFile']);
+  const mode = table.oneOf('mode', ['selfsigned', 'files'] as const, 'selfsigned');
+  const certDir = resolve(baseDir, table.optionalString('certDir') ?? resolve(stateDir, 'certs'));
+  const hostnames = table.stringArray('hostnames', ['localhost', '127.0.0.1', '::1']);
+  hostnames.forEach((host, index) => {
+    if (!isHostnameOrIp(host)) {
+      table.problems.add(`${table.key('hostnames')}[${index}]`, `"${host}" is not a host name or IP address`);
+    }
+  });
+  if (mode === 'files') {
+    const certFile = table.string('certFile');
+    const keyFile = table.string('keyFile');
+    if (certFile === undefined || keyFile === undefined) return undefined;
+    return { mode, certDir, hostnames, certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile) };
+  }
+  for (const key of ['certFile', 'keyFile']) {
+    if (table.table[key] !== undefined) table.problems.add(table.key(key), 'is only used with mode = "files"; remove it or set mode = "files"');
+  }
+  return mode === undefined ? undefined : { mode, certDir, hostnames };
+}
+
+function readWhitelist(table: TableReader): WhitelistEntrySpec[] {
+  table.rejectUnknown(['allow']);
+  const raw = table.table.allow;
+  if (raw === undefined) return [];
+  const key = table.key('allow');
+  if (!Array.isArray(raw)) {
+    table.problems.add(key, `must be a list such as ["192.168.1.0/24", "2001:db8::/32"], not ${describe(raw)}`);
+    return [];
+  }
+  const entries: WhitelistEntrySpec[] = [];
+  raw.forEach((item, index) => {
+    const entry = readWhitelistEntry(item, `${key}[${index}]`, table.problems);
+    if (entry) entries.push(entry);
+  });
+  return entries;
+}
+
+/** An entry is "CIDR" or { cidr = "CIDR", note = "...", expires = 2027-01-01T00:00:00Z }. */
+function readWhitelistEntry(item: unknown, key: string, problems: Problems): WhitelistEntrySpec | undefined {
+  const spec = isTable(item) ? item : { cidr: item };
+  const reader = new TableReader(spec, key, problems);
+  if (isTable(item)) reader.rejectUnknown(['cidr', 'note', 'expires']);
+  if (typeof spec.cidr !== 'string') {
+    problems.add(key, `must be an address or CIDR in quotes, or { cidr = "...", note = "..." }, not ${describe(item)}`);
+    return undefined;
+  }
+  const parsed = parseCidr(spec.cidr);
+  if (!parsed.ok) {
+    problems.add(key, `"${spec.cidr}" ${parsed.error}`);
+    return undefined;
+  }
+  const entry: WhitelistEntrySpec = { cidr: parsed.value.text };
+  const note = reader.optionalString('note');
+  if (note !== undefined) entry.note = note;
+  if (spec.expires !== undefined) {
+    const expires = spec.expires instanceof Date ? spec.expires : new Date(String(spec.expires));
+    if (Number.isNaN(expires.getTime())) {
+      problems.add(`${key}.expires`, 'must be a date-time such as 2027-01-01T00:00:00Z');
+    } else {
+      entry.expires = expires;
+    }
+  }
+  return entry;
+}
+
+function readRoutes(tables: TableReader[], problems: Problems): RouteConfig[] {
+  if (tables.length === 0) {
+    problems.add('route', 'is missing; add at least one [[route]] with host, path and target (e.g. target = "http://127.0.0.1:8096")');
+  }
+  const routes: RouteConfig[] = [];
+  for (const table of tables) {
+    table.rejectUnknown(['host', 'path', 'target', 'insecure']);
+    const host = (table.string('host', '*') ?? '*').toLowerCase();
+    if (host !== '*' && !isHostnameOrIp(host)) {
+      problems.add(table.key('host'), `"${host}" must be an exact host, "*.suffix" or "*"`);
+    }
+    const path = table.string('path', '/') ?? '/';
+    if (!path.startsWith('/')) problems.add(table.key('path'), `"${path}" must start with "/"`);
+    const target = readTarget(table);
+    const insecure = table.boolean('insecure', false);
+    if (target) routes.push({ host, path, target, insecure });
+  }
+  return routes;
+}
+
+function readTarget(table: TableReader): URL | undefined {
+  const text = table.string('target');
+  if (text === undefined) return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    table.problems.add(table.key('target'), `"${text}" must be an http:// or https:// URL such as "http://127.0.0.1:8096"`);
+    return undefined;
+  }
+  if (url.search || url.hash) {
+    table.problems.add(table.key('target'), `"${text}" must not have a query or fragment`);
+    return undefined;
+  }
+  return url;
+}
+
+function readTimeouts(table: TableReader): AgentConfig['timeouts'] {
+  table.rejectUnknown(['headers', 'keepAlive', 'idle', 'upstreamConnect', 'upstreamResponse']);
+  return {
+    headersMs: table.duration('headers', DEFAULT_TIMEOUTS.headersMs),
+    keepAliveMs: table.duration('keepAlive', DEFAULT_TIMEOUTS.keepAliveMs),
+    idleMs: table.duration('idle', DEFAULT_TIMEOUTS.idleMs, true),
+    upstreamConnectMs: table.duration('upstreamConnect', DEFAULT_TIMEOUTS.upstreamConnectMs),
+    upstreamResponseMs: table.duration('upstreamResponse', DEFAULT_TIMEOUTS.upstreamResponseMs, true),
+  };
+}
+
+export { ConfigError };
