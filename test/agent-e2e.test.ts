@@ -1,7 +1,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import { connect as connectTcp, type AddressInfo } from 'node:net';
 import { connect as connectTls } from 'node:tls';
@@ -19,8 +20,7 @@ function listen(server: Server): Promise<number> {
 }
 
 before(async () => {
-  const dir = await import('node:os').then((os) => os.tmpdir());
-  const moviePath = join(dir, `hp-e2e-movie-${process.pid}.bin`);
+  const moviePath = join(await mkdtemp(join(tmpdir(), 'hp-e2e-')), 'movie.bin');
   await writeFile(moviePath, MOVIE);
   media = createMediaServer(moviePath);
   uploads = createServer((req, res) => {

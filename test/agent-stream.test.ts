@@ -47,8 +47,6 @@ listen = "127.0.0.1:0"
 allow = ["127.0.0.1/32"]
 [[route]]
 target = "http://127.0.0.1:${(upstream.address() as AddressInfo).port}"
-[log]
-level = "warn"
 `);
   const started = await startCli(['agent', '--config', join(dir, 'agent.toml')], /"listen":"127\.0\.0\.1:(\d+)"/);
   agent = started.child;

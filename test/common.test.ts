@@ -31,6 +31,8 @@ test('parseHostPort accepts IPv4 and bracketed IPv6, refuses the rest with a hin
   assert.deepEqual(parseHostPort('0.0.0.0:25305'), { ok: true, value: { host: '0.0.0.0', port: 25305 } });
   assert.deepEqual(parseHostPort('[::]:443'), { ok: true, value: { host: '::', port: 443 } });
   assert.deepEqual(parseHostPort('[2001:db8::1]:8443'), { ok: true, value: { host: '2001:db8::1', port: 8443 } });
+  assert.equal(parseHostPort('127.0.0.1:0').ok, false);
+  assert.deepEqual(parseHostPort('127.0.0.1:0', { allowPortZero: true }), { ok: true, value: { host: '127.0.0.1', port: 0 } });
   for (const bad of ['25305', '::1:80', 'localhost:80', '1.2.3.4:0', '1.2.3.4:65536', '[1.2.3.4]:80', '1.2.3.4:']) {
     const result = parseHostPort(bad);
     assert.equal(result.ok, false, bad);

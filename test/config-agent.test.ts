@@ -90,7 +90,7 @@ headers = "soon"
 `);
   const expected = [
     /^\/etc\/homeport\/agent\.toml: agent\.name "my home" must be letters, digits and dashes/,
-    /^\/etc\/homeport\/agent\.toml: agent\.listen .*port 99999 is outside 1-65535/,
+    /^\/etc\/homeport\/agent\.toml: agent\.listen .*port 99999 is outside 0-65535/,
     /agent\.colour is not a known key; known keys here: name, listen, stateDir/,
     /tls\.mode "acme2" is not one of "selfsigned", "files"/,
     /tls\.hostnames\[1\] "bad host" is not a host name or IP address/,

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig } from '../config/agent-types.js';
 import { formatHostPort } from '../config/address.js';
+import { ConfigError } from '../config/problems.js';
 import { normalizeClientAddress } from './whitelist/cidr.js';
 import { Whitelist } from './whitelist/store.js';
 import { createGate } from './gate.js';
-import { openCertificateSource, type CertificateSource } from './tls/certificates.js';
+import { openCertificateSource, TlsSetupError, type CertificateSource } from './tls/certificates.js';
 import { createSecureContext } from './tls/server-options.js';
 import { compileRoutes } from './router.js';
 import { createForwarder } from './forwarder.js';
@@ -31,10 +32,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
-  });
+  }).catch(refuseToStart);
   const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
     whitelist.close();
-    throw error;
+    return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);
   });
   const forwarder = createForwarder({ timeouts: config.timeouts, logger });
   const pipeline = new Pipeline({
@@ -44,10 +45,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     timeouts: config.timeouts,
     logger,
   });
-  certificates.on('change', () => {
-    pipeline.setSecureContext(createSecureContext(certificates.current()));
-    logger.info('certificate reloaded; new connections use it');
-  });
+  certificates.on('change', () => pipeline.setSecureContext(createSecureContext(certificates.current())));
 
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
@@ -99,4 +97,9 @@ function listen(server: Server, config: AgentConfig): Promise<void> {
       resolve();
     });
   });
+}
+
+/** A state or key file the agent cannot trust is a configuration error: exit code 2, no restart loop. */
+function refuseToStart(error: Error): never {
+  throw new ConfigError([error.message]);
 }

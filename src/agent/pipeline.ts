@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import { setClientAddress } from './client-address.js';
-import { TLS_SOCKET_OPTIONS } from './tls/server-options.js';
+import { TLS_SERVER_OPTIONS } from './tls/server-options.js';
 
 export interface Gate {
   admit(address: string): boolean;
@@ -63,7 +63,11 @@ export class Pipeline {
       return;
     }
     (socket as Socket).setNoDelay?.(true);
-    const tlsSocket = new TLSSocket(socket, { ...TLS_SOCKET_OPTIONS, isServer: true, secureContext: this.secureContext });
+    const tlsSocket = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: this.secureContext,
+      ALPNProtocols: TLS_SERVER_OPTIONS.ALPNProtocols,
+    });
     setClientAddress(tlsSocket, clientAddress);
     this.handshaking.add(tlsSocket);
     const timer = setTimeout(() => tlsSocket.destroy(), HANDSHAKE_TIMEOUT_MS);

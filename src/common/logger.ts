@@ -36,7 +36,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     return pino(base, pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } }));
   }
   // Asynchronous writes: a request log line must never block the data path on a slow disk or pipe.
-  const stream = pino.destination({ dest: options.destination ?? 1, sync: false, minLength: 4096 });
+  // Lines written while a write is in flight are batched into the next one, so a busy proxy makes few
+  // syscalls and a quiet one still shows each line at once.
+  const stream = pino.destination({ dest: options.destination ?? 1, sync: false });
   return pino(base, stream);
 }
 

@@ -2,8 +2,11 @@ import { isIP } from 'node:net';
 import { err, ok, type Result } from '../common/result.js';
 import type { ListenAddress } from './agent-types.js';
 
-/** Parses "0.0.0.0:25305", "[::]:25305" or "[2001:db8::1]:443" into host and port. */
-export function parseHostPort(text: string): Result<ListenAddress> {
+/**
+ * Parses "0.0.0.0:25305", "[::]:25305" or "[2001:db8::1]:443" into host and port. Port 0 ("any free
+ * port") is only for listening addresses, where tests and the demo use it.
+ */
+export function parseHostPort(text: string, { allowPortZero = false } = {}): Result<ListenAddress> {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const hint = 'write "0.0.0.0:25305", "127.0.0.1:25305" or "[::]:25305"';
   if (!match) return err(`"${text}" is not host:port; ${hint}`);
@@ -11,7 +14,8 @@ export function parseHostPort(text: string): Result<ListenAddress> {
   const port = Number(match[3]);
   if (isIP(host) === 0) return err(`"${text}": "${host}" is not an IP address; ${hint}`);
   if (match[1] !== undefined && isIP(host) !== 6) return err(`"${text}": brackets are for IPv6 only; ${hint}`);
-  if (port < 1 || port > 65535) return err(`"${text}": port ${port} is outside 1-65535`);
+  const lowest = allowPortZero ? 0 : 1;
+  if (port < lowest || port > 65535) return err(`"${text}": port ${port} is outside ${lowest}-65535`);
   return ok({ host, port });
 }
 

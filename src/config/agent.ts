@@ -47,7 +47,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     problems.add('agent.name', `"${name}" must be letters, digits and dashes (it appears in URLs)`);
   }
   const listenText = agentTable.string('listen', '0.0.0.0:25305');
-  const listen = listenText === undefined ? undefined : parseHostPort(listenText);
+  const listen = listenText === undefined ? undefined : parseHostPort(listenText, { allowPortZero: true });
   if (listen && !listen.ok) problems.add('agent.listen', listen.error);
   const stateDir = resolve(baseDir, agentTable.string('stateDir', './state') ?? './state');
 
@@ -128,7 +128,8 @@ function readWhitelistEntry(item: unknown, key: string, problems: Problems): Whi
   const note = reader.optionalString('note');
   if (note !== undefined) entry.note = note;
   if (spec.expires !== undefined) {
-    const expires = spec.expires instanceof Date ? spec.expires : new Date(String(spec.expires));
+    // smol-toml gives a TomlDate (a Date subclass); keep a plain Date
+    const expires = new Date(spec.expires instanceof Date ? spec.expires.getTime() : String(spec.expires));
     if (Number.isNaN(expires.getTime())) {
       problems.add(`${key}.expires`, 'must be a date-time such as 2027-01-01T00:00:00Z');
     } else {
