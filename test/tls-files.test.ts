@@ -11,9 +11,9 @@ import tls from 'node:tls';
 import { pino } from 'pino';
 import { generate } from 'selfsigned';
 import type { Logger } from '../src/common/logger.js';
-import { TlsSetupError, openCertificateSource, type CertificateSource } from '../src/agent/tls/certificates.js';
-import { certificateWarnings } from '../src/agent/tls/files.js';
-import { TLS_SERVER_OPTIONS, createSecureContext } from '../src/agent/tls/server-options.js';
+import { TlsSetupError, openCertificateSource, type CertificateSource } from '../src/tls/certificates.js';
+import { certificateWarnings } from '../src/tls/files.js';
+import { TLS_SERVER_OPTIONS, createSecureContext } from '../src/tls/server-options.js';
 
 const DAY_MS = 86_400_000;
 type Pems = { key: string; cert: string };

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
-import { TLS_SERVER_OPTIONS, createSecureContext, type TlsMaterial } from '../src/agent/tls/server-options.js';
+import { TLS_SERVER_OPTIONS, createSecureContext, type TlsMaterial } from '../src/tls/server-options.js';
 
 type Outcome = { ok: true; protocol: string; cipher: string; alpn: string | false } | { ok: false; code: string };
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { pino } from 'pino';
-import { openCertificateSource, type CertificateSource } from '../src/agent/tls/certificates.js';
-import { ensureSelfSigned, type SelfSignedState } from '../src/agent/tls/selfsigned.js';
-import { TLS_SERVER_OPTIONS, createSecureContext, type TlsMaterial } from '../src/agent/tls/server-options.js';
+import { openCertificateSource, type CertificateSource } from '../src/tls/certificates.js';
+import { ensureSelfSigned, type SelfSignedState } from '../src/tls/selfsigned.js';
+import { TLS_SERVER_OPTIONS, createSecureContext, type TlsMaterial } from '../src/tls/server-options.js';
 
 const DAY_MS = 86_400_000;
 const HOSTNAMES = ['nas.example.test', '127.0.0.1', '::1'];

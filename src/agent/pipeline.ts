@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import { setClientAddress } from './client-address.js';
-import { TLS_SERVER_OPTIONS } from './tls/server-options.js';
+import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
 
 export interface Gate {
   admit(address: string): boolean;

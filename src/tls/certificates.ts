@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../../common/logger.js';
-import type { TlsConfig } from '../../config/agent-types.js';
+import type { Logger } from '../common/logger.js';
+import type { TlsConfig } from '../config/agent-types.js';
 import { certificateValidity, certificateWarnings, readTlsFiles, watchFiles, type FileWatch, type LoadedCertificate } from './files.js';
 import { ensureSelfSigned, type SelfSignedState } from './selfsigned.js';
 import type { TlsMaterial } from './server-options.js';

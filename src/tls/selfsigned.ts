@@ -4,8 +4,8 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { generate } from 'selfsigned';
-import { writeFileAtomic } from '../../common/atomic-write.js';
-import { err, ok, type Result } from '../../common/result.js';
+import { writeFileAtomic } from '../common/atomic-write.js';
+import { err, ok, type Result } from '../common/result.js';
 import { certificateValidity, parseTlsMaterial, type LoadedCertificate, type PemOrigin } from './files.js';
 import type { TlsMaterial } from './server-options.js';
 

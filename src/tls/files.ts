@@ -3,7 +3,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { basename, dirname } from 'node:path';
-import { err, ok, type Result } from '../../common/result.js';
+import { err, ok, type Result } from '../common/result.js';
 import { createSecureContext, type TlsMaterial } from './server-options.js';
 
 /** A certificate chain and key that parsed, belong together and are accepted by OpenSSL. */
