@@ -56,17 +56,18 @@ export class CidrSet<E extends CidrSetEntry = CidrSetEntry> {
 }
 
 /**
- * Open-addressing hash table of the networks of one family and prefix length. Keys live in one Int32Array
- * (four words a slot) so a probe compares numbers without allocating; the table is at most half full.
+ * Open-addressing hash table of the networks of one family and prefix length, at most half full. A slot is
+ * five int32 in one array, [entry index + 1 (0 = empty), w0, w1, w2, w3], so a probe reads adjacent memory
+ * and allocates nothing.
  */
 class PrefixTable<E extends CidrSetEntry> {
   readonly family: 4 | 6;
   readonly prefix: number;
   private readonly masks = new Int32Array(4);
-  private readonly slotMask: number;
-  private readonly keys: Int32Array;
-  private readonly entries: (E | undefined)[];
-  /** Expiry per slot in ms since the epoch; Infinity for never. */
+  private readonly shift: number;
+  private readonly slots: Int32Array;
+  private readonly entries: E[] = [];
+  /** Expiry per entry in ms since the epoch; Infinity for never. */
   private readonly expiresMs: Float64Array;
 
   constructor(list: E[]) {
@@ -75,12 +76,11 @@ class PrefixTable<E extends CidrSetEntry> {
     this.prefix = prefix;
     this.masks.fill(-1);
     maskWords(this.masks, family, prefix);
-    let capacity = 8;
-    while (capacity < list.length * 2) capacity *= 2;
-    this.slotMask = capacity - 1;
-    this.keys = new Int32Array(capacity * 4);
-    this.entries = new Array<E | undefined>(capacity).fill(undefined);
-    this.expiresMs = new Float64Array(capacity);
+    let bits = 3;
+    while (1 << bits < list.length * 2) bits++;
+    this.shift = 32 - bits;
+    this.slots = new Int32Array((1 << bits) * SLOT_SIZE);
+    this.expiresMs = new Float64Array(list.length);
     for (const entry of list) this.insert(entry);
   }
 
@@ -88,39 +88,38 @@ class PrefixTable<E extends CidrSetEntry> {
   private insert(entry: E): void {
     const [w0, w1, w2, w3] = entry.cidr.words as [number, number, number, number];
     const expiresMs = entry.expires?.getTime() ?? Infinity;
-    let slot = hash(w0, w1, w2, w3) & this.slotMask;
-    while (this.entries[slot] !== undefined && !this.keyEquals(slot, w0, w1, w2, w3)) slot = (slot + 1) & this.slotMask;
-    if (this.entries[slot] !== undefined && this.expiresMs[slot]! >= expiresMs) return;
-    this.keys.set([w0, w1, w2, w3], slot * 4);
-    this.entries[slot] = entry;
-    this.expiresMs[slot] = expiresMs;
+    const base = this.slotOf(w0, w1, w2, w3);
+    const index = this.slots[base]! - 1;
+    if (index < 0) {
+      this.slots.set([this.entries.length + 1, w0, w1, w2, w3], base);
+      this.expiresMs[this.entries.length] = expiresMs;
+      this.entries.push(entry);
+    } else if (expiresMs > this.expiresMs[index]!) {
+      this.entries[index] = entry;
+      this.expiresMs[index] = expiresMs;
+    }
   }
 
   find(address: Int32Array, nowMs: number): E | undefined {
     const masks = this.masks;
-    const w0 = address[0]! & masks[0]!;
-    const w1 = address[1]! & masks[1]!;
-    const w2 = address[2]! & masks[2]!;
-    const w3 = address[3]! & masks[3]!;
-    for (let slot = hash(w0, w1, w2, w3) & this.slotMask; ; slot = (slot + 1) & this.slotMask) {
-      const entry = this.entries[slot];
-      if (entry === undefined) return undefined;
-      if (this.keyEquals(slot, w0, w1, w2, w3)) return this.expiresMs[slot]! > nowMs ? entry : undefined;
+    const base = this.slotOf(address[0]! & masks[0]!, address[1]! & masks[1]!, address[2]! & masks[2]!, address[3]! & masks[3]!);
+    const index = this.slots[base]! - 1;
+    return index >= 0 && this.expiresMs[index]! > nowMs ? this.entries[index] : undefined;
+  }
+
+  /** The offset of the slot holding this network, or of the empty slot where it would go. */
+  private slotOf(w0: number, w1: number, w2: number, w3: number): number {
+    const slots = this.slots;
+    // Multiplicative (Fibonacci) hashing over all four words; the top bits pick the slot.
+    const mixed = w0 ^ Math.imul(w1, 0x85ebca6b) ^ Math.imul(w2, 0xc2b2ae35) ^ Math.imul(w3, 0x27d4eb2f);
+    let base = (Math.imul(mixed, 0x9e3779b1) >>> this.shift) * SLOT_SIZE;
+    while (slots[base] !== 0) {
+      if (slots[base + 1] === w0 && slots[base + 2] === w1 && slots[base + 3] === w2 && slots[base + 4] === w3) break;
+      base += SLOT_SIZE;
+      if (base === slots.length) base = 0;
     }
-  }
-
-  private keyEquals(slot: number, w0: number, w1: number, w2: number, w3: number): boolean {
-    const keys = this.keys;
-    const base = slot * 4;
-    return keys[base] === w0 && keys[base + 1] === w1 && keys[base + 2] === w2 && keys[base + 3] === w3;
+    return base;
   }
 }
 
-/** Mixes all four words (murmur3-style) so networks that differ only in high bits still spread out. */
-function hash(w0: number, w1: number, w2: number, w3: number): number {
-  let h = Math.imul(w0 ^ (w0 >>> 16), 0x85ebca6b) ^ w1;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35) ^ w2;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b) ^ w3;
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return h ^ (h >>> 16);
-}
+const SLOT_SIZE = 5;

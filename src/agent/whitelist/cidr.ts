@@ -136,8 +136,7 @@ export function parseAddressInto(text: string, words: Int32Array, mappedAsIpv4 =
   if (end < 2 || !parseIpv6Groups(text, 0, end)) return 0;
   for (let word = 0; word < 4; word++) words[word] = (groups[word * 2]! << 16) | groups[word * 2 + 1]!;
   if (mappedAsIpv4 && isMappedIpv4(words)) {
-    words[0] = words[3]!;
-    words[1] = words[2] = words[3] = 0;
+    unmapIpv4(words);
     return 4;
   }
   return 6;
@@ -146,6 +145,12 @@ export function parseAddressInto(text: string, words: Int32Array, mappedAsIpv4 =
 /** Whether IPv6 words lie in ::ffff:0:0/96, the IPv4-mapped range a dual-stack socket reports. */
 function isMappedIpv4(words: Int32Array): boolean {
   return words[0] === 0 && words[1] === 0 && words[2] === 0xffff;
+}
+
+/** Turns the words of ::ffff:a.b.c.d into those of a.b.c.d. */
+function unmapIpv4(words: Int32Array): void {
+  words[0] = words[3]!;
+  words[1] = words[2] = words[3] = 0;
 }
 
 /** Zeroes every bit of `words` past `prefix` (counted over 32 bits for IPv4, 128 for IPv6). */
@@ -179,8 +184,7 @@ export function parseCidr(input: string): Result<Cidr> {
     if (prefix > maxPrefix) return err(`has prefix /${prefix}, but an IPv${rawFamily} prefix is /0 to /${maxPrefix}`);
   }
   if (mapped && prefix >= 96) {
-    words[0] = words[3]!;
-    words[1] = words[2] = words[3] = 0;
+    unmapIpv4(words);
     return ok(makeCidr(words, 4, prefix - 96));
   }
   return ok(makeCidr(words, rawFamily, prefix));
@@ -248,6 +252,6 @@ function describeAddressProblem(text: string): string {
     return `is not an IP or CIDR: octet "${padded}" has a leading zero, which some tools read as octal; write octets without leading zeros`;
   }
   const tooLarge = octets.find((octet) => Number(octet) > 255);
-  if (tooLarge !== undefined) return `is not an IP or CIDR: octet ${tooLarge} is over 255`;
+  if (tooLarge !== undefined) return `is not an IP or CIDR: octet ${tooLarge} is over 255; ${EXAMPLE}`;
   return NOT_AN_ADDRESS;
 }
