@@ -124,8 +124,13 @@ test('whitelist changes apply live: 127.0.0.2 is let in after adding and refused
   const port = fixture.agent.port;
   await fixture.agent.whitelist.add({ cidr: '127.0.0.2/32', note: 'e2e' });
   assert.equal(await tlsHandshake('127.0.0.2', port, fixture.ca), 'secure');
+  const open = connectTls({ socket: connectTcp({ host: '127.0.0.1', port, localAddress: '127.0.0.2' }), servername: 'localhost', ca: fixture.ca });
+  await new Promise((resolve) => open.once('secureConnect', resolve));
+  const cutOff = new Promise((resolve) => open.once('close', resolve));
+  open.on('error', () => undefined);
   await fixture.agent.whitelist.remove('127.0.0.2/32');
   assert.notEqual(await tlsHandshake('127.0.0.2', port, fixture.ca), 'secure');
+  await cutOff; // an open connection from the removed address is closed too
 });
 
 test('one JSON access-log line per request with the socket address, never a spoofed header', async () => {

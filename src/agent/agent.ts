@@ -46,6 +46,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     logger,
   });
   certificates.on('change', () => pipeline.setSecureContext(createSecureContext(certificates.current())));
+  whitelist.on('change', () => {
+    const dropped = pipeline.dropRevoked((address) => whitelist.allows(address));
+    if (dropped > 0) logger.info({ dropped }, 'closed connections from addresses no longer whitelisted');
+  });
 
   const server = createServer({ noDelay: true }, (socket: Socket) => {
     pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));

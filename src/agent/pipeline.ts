@@ -35,6 +35,8 @@ export class Pipeline {
   private secureContext: SecureContext;
   private readonly http: Server;
   private readonly handshaking = new Set<TLSSocket>();
+  /** Every admitted connection and its client address, so a revoked address can be cut off. */
+  private readonly admitted = new Map<Duplex, string>();
 
   constructor(private readonly options: PipelineOptions) {
     this.secureContext = options.secureContext;
@@ -62,6 +64,8 @@ export class Pipeline {
       drop(socket);
       return;
     }
+    this.admitted.set(socket, clientAddress);
+    socket.once('close', () => this.admitted.delete(socket));
     (socket as Socket).setNoDelay?.(true);
     const tlsSocket = new TLSSocket(socket, {
       isServer: true,
@@ -85,6 +89,20 @@ export class Pipeline {
       settle();
       this.http.emit('connection', tlsSocket);
     });
+  }
+
+  /**
+   * Closes open connections whose address the whitelist no longer allows: removing a lost phone's entry
+   * must cut it off now, not when its player disconnects. Returns how many were closed.
+   */
+  dropRevoked(allows: (address: string) => boolean): number {
+    let dropped = 0;
+    for (const [socket, address] of this.admitted) {
+      if (allows(address)) continue;
+      socket.destroy();
+      dropped++;
+    }
+    return dropped;
   }
 
   /** Closes every connection, idle or not. */
