@@ -1,35 +1,44 @@
+import { lookup } from 'node:dns/promises';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../common/logger.js';
-import type { AgentConfig } from '../config/agent-types.js';
+import type { AgentConfig, AgentRendezvousConfig, WhitelistEntrySpec } from '../config/agent-types.js';
 import { formatHostPort } from '../config/address.js';
 import { ConfigError } from '../config/problems.js';
-import { normalizeClientAddress } from './whitelist/cidr.js';
-import { Whitelist } from './whitelist/store.js';
-import { createGate } from './gate.js';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { createSecureContext } from '../tls/server-options.js';
-import { compileRoutes } from './router.js';
 import { createForwarder } from './forwarder.js';
+import { createGate } from './gate.js';
 import { createHttpHandlers } from './http-handler.js';
+import { describeBindError, listenOnLan, type PortHolder } from './lan-listener.js';
 import { Pipeline } from './pipeline.js';
+import { startRendezvousLink, type RendezvousLink } from './rendezvous-link.js';
+import { compileRoutes } from './router.js';
+import { StatusFile, type AgentStatus } from './status.js';
+import { normalizeClientAddress } from './whitelist/cidr.js';
+import { Whitelist } from './whitelist/store.js';
 
 export interface RunningAgent {
-  /** The port actually bound (differs from the config when it asked for port 0). */
+  /** The port actually held (differs from the config when it asked for port 0). */
   readonly port: number;
   readonly whitelist: Whitelist;
   readonly certificates: CertificateSource;
+  /** Present when the config has a [rendezvous] section. */
+  readonly link: RendezvousLink | undefined;
+  status(): AgentStatus;
   /** SIGHUP: re-read the whitelist file and the certificate files. */
   reload(): Promise<void>;
+  /** Reconnect to the rendezvous from the punched port now (`homeport reregister`). */
+  reregister(reason: string): void;
   close(): Promise<void>;
 }
 
-/** Starts the agent: whitelist, certificates, routes, then the listener on the punched port. */
+/** Starts the agent: whitelist, certificates, routes, then the port (punched, or plain on the LAN). */
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(config.agent.stateDir, { recursive: true, mode: 0o700 });
   const whitelist = await Whitelist.open({
-    configEntries: config.whitelist.allow,
+    configEntries: [...config.whitelist.allow, ...(await rendezvousEntries(config.rendezvous))],
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
   }).catch(refuseToStart);
@@ -38,8 +47,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);
   });
   const forwarder = createForwarder({ timeouts: config.timeouts, logger });
+  const gate = createGate(whitelist, logger);
   const pipeline = new Pipeline({
-    gate: createGate(whitelist, logger),
+    gate,
     secureContext: createSecureContext(certificates.current()),
     handlers: createHttpHandlers({ router: compileRoutes(config.routes), forwarder, logger }),
     timeouts: config.timeouts,
@@ -50,57 +60,76 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     const dropped = pipeline.dropRevoked((address) => whitelist.allows(address));
     if (dropped > 0) logger.info({ dropped }, 'closed connections from addresses no longer whitelisted');
   });
-
-  const server = createServer({ noDelay: true }, (socket: Socket) => {
-    pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
-  });
-  server.on('error', (error) => logger.error({ err: error.message }, 'listener error'));
-  try {
-    await listen(server, config);
-  } catch (error) {
+  const releaseAll = (): void => {
     forwarder.close();
+    gate.close();
     whitelist.close();
     certificates.close();
-    throw error;
+  };
+
+  const onConnection = (socket: Socket): void => pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
+  let link: RendezvousLink | undefined;
+  let holder: PortHolder;
+  let statusFile: StatusFile | undefined;
+  const status = (): AgentStatus => ({
+    agent: config.agent.name,
+    localPort: holder.port,
+    connected: false,
+    addressChanges: 0,
+    ...link?.status(),
+    updatedAt: new Date().toISOString(),
+    pid: process.pid,
+  });
+  try {
+    if (config.rendezvous) {
+      holder = link = await startRendezvousLink({
+        config: config as AgentConfig & { rendezvous: AgentRendezvousConfig },
+        onConnection,
+        fingerprint: () => certificates.leafFingerprint256(),
+        onStatusChange: (urgent) => statusFile?.update(urgent),
+        logger,
+      });
+    } else {
+      holder = await listenOnLan(config.agent.listen, onConnection, logger);
+    }
+  } catch (error) {
+    releaseAll();
+    throw new Error(describeBindError(error as NodeJS.ErrnoException, config.file, config.agent.listen));
   }
-  const port = (server.address() as AddressInfo).port;
-  logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port }) }, 'agent listening');
+  statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
+  await statusFile.flush();
+  logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
 
   return {
-    port,
+    get port() { return holder.port; },
     whitelist,
     certificates,
+    link,
+    status,
     async reload() {
       await Promise.all([whitelist.reload(), certificates.reload()]);
     },
+    reregister(reason) {
+      link?.reregister(reason);
+    },
     async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        pipeline.close();
-      });
-      forwarder.close();
-      whitelist.close();
-      certificates.close();
+      await holder.close();
+      pipeline.close();
+      await statusFile?.close();
+      releaseAll();
     },
   };
 }
 
-function listen(server: Server, config: AgentConfig): Promise<void> {
-  const { host, port } = config.agent.listen;
-  return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      const hint = error.code === 'EADDRINUSE' ? 'another program uses it; pick another agent.listen port'
-        : error.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
-        : error.code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : error.message;
-      reject(new Error(`${config.file}: agent.listen ${formatHostPort(config.agent.listen)} cannot be bound: ${hint}`));
-    };
-    server.once('error', onError);
-    // ipv6Only stays false so "[::]" also takes IPv4 clients (as ::ffff:a.b.c.d, matched as IPv4 by the gate).
-    server.listen({ host, port }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+/**
+ * The rendezvous connects back to check reachability, so its address always passes the gate. A name is
+ * resolved at start; its addresses are admitted as config entries (not persisted).
+ */
+async function rendezvousEntries(rendezvous: AgentRendezvousConfig | undefined): Promise<WhitelistEntrySpec[]> {
+  if (!rendezvous) return [];
+  const { host } = rendezvous.server;
+  const addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((entry) => entry.address);
+  return addresses.map((address) => ({ cidr: address, note: 'rendezvous (reachability checks)' }));
 }
 
 /** A state or key file the agent cannot trust is a configuration error: exit code 2, no restart loop. */

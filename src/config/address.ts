@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { err, ok, type Result } from '../common/result.js';
-import type { ListenAddress } from './agent-types.js';
+import type { ListenAddress, ServerAddress } from './agent-types.js';
 
 /**
  * Parses "0.0.0.0:25305", "[::]:25305" or "[2001:db8::1]:443" into host and port. Port 0 ("any free
@@ -28,4 +28,18 @@ export function isHostnameOrIp(text: string): boolean {
 
 export function formatHostPort({ host, port }: ListenAddress): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Parses "203.0.113.10:7000", "rv.example.com:7000" or "[2001:db8::1]:7000" (a server to connect to). */
+export function parseServerAddress(text: string): Result<ServerAddress> {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const hint = 'write "203.0.113.10:7000" or "rendezvous.example.com:7000"';
+  if (!match) return err(`"${text}" is not host:port; ${hint}`);
+  const host = (match[1] ?? match[2])!;
+  const port = Number(match[3]);
+  if (match[1] !== undefined ? isIP(host) !== 6 : isIP(host) === 0 && !HOSTNAME.test(host)) {
+    return err(`"${text}": "${host}" is not a host name or IP address; ${hint}`);
+  }
+  if (port < 1 || port > 65535) return err(`"${text}": port ${port} is outside 1-65535`);
+  return ok({ host, port });
 }

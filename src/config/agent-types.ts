@@ -41,6 +41,28 @@ export interface TimeoutsConfig {
   upstreamResponseMs: number;
 }
 
+/** A server to connect to: an IP address or a DNS name, and a port. */
+export interface ServerAddress {
+  host: string;
+  port: number;
+}
+
+/** The optional [rendezvous] section: without it the agent serves its port on the LAN only. */
+export interface AgentRendezvousConfig {
+  server: ServerAddress;
+  /** Shared with the rendezvous's [[agent]] entry; from the file or HOMEPORT_SECRET. Never logged. */
+  secret: string;
+  heartbeatMs: number;
+  /** Cron expression (with seconds) of the daily re-register after the router's reboot. */
+  reregister: string;
+  /** IANA time zone of `reregister`; default the machine's. */
+  timezone: string;
+  /** Command run with HOMEPORT_PUBLIC_IP / HOMEPORT_PUBLIC_PORT when the public address changes (DDNS). */
+  onAddressChange?: string;
+  /** A DNS name the redirect uses instead of the public IP. */
+  publicHost?: string;
+}
+
 export interface AgentConfig {
   /** The config file, for messages. */
   file: string;
@@ -50,6 +72,7 @@ export interface AgentConfig {
   routes: RouteConfig[];
   timeouts: TimeoutsConfig;
   log: { level: string };
+  rendezvous?: AgentRendezvousConfig;
 }
 
 export const DEFAULT_TIMEOUTS: TimeoutsConfig = {
@@ -59,3 +82,8 @@ export const DEFAULT_TIMEOUTS: TimeoutsConfig = {
   upstreamConnectMs: 10_000,
   upstreamResponseMs: 0,
 };
+
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_REREGISTER = '0 20 4 * * *';
+/** Shared secrets shorter than this are refused: they could be guessed offline from one captured handshake. */
+export const MIN_SECRET_LENGTH = 16;

@@ -2,8 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { parseCidr } from '../agent/whitelist/cidr.js';
-import { parseHostPort, isHostnameOrIp } from './address.js';
-import { DEFAULT_TIMEOUTS, type AgentConfig, type RouteConfig, type TlsConfig, type WhitelistEntrySpec } from './agent-types.js';
+import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js';
+import { validateCronExpression } from 'cron';
+import {
+  DEFAULT_HEARTBEAT_MS, DEFAULT_REREGISTER, DEFAULT_TIMEOUTS, MIN_SECRET_LENGTH,
+  type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type TlsConfig, type WhitelistEntrySpec,
+} from './agent-types.js';
 import { ConfigError, Problems } from './problems.js';
 import { TableReader, describe, isTable, type Table } from './fields.js';
 
@@ -34,11 +38,11 @@ export function parseTomlTable(text: string, file: string): Table {
 }
 
 /** Pure: config text → validated AgentConfig. Relative paths are taken from the config file's folder. */
-export function parseAgentConfig(text: string, file: string): AgentConfig {
+export function parseAgentConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const problems = new Problems(file);
   const root = new TableReader(parseTomlTable(text, file), '', problems);
   const baseDir = dirname(resolve(file));
-  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log']);
+  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log', 'rendezvous']);
 
   const agentTable = root.child('agent');
   agentTable.rejectUnknown(['name', 'listen', 'stateDir']);
@@ -58,6 +62,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
   const level = logTable.oneOf('level', LOG_LEVELS, 'info');
+  const rendezvous = root.table.rendezvous === undefined ? undefined : readRendezvous(root.child('rendezvous'), env);
 
   problems.throwIfAny();
   return {
@@ -68,6 +73,7 @@ export function parseAgentConfig(text: string, file: string): AgentConfig {
     routes,
     timeouts,
     log: { level: level! },
+    ...(rendezvous ? { rendezvous } : {}),
   };
 }
 
@@ -183,6 +189,59 @@ function readTimeouts(table: TableReader): AgentConfig['timeouts'] {
     upstreamConnectMs: table.duration('upstreamConnect', DEFAULT_TIMEOUTS.upstreamConnectMs),
     upstreamResponseMs: table.duration('upstreamResponse', DEFAULT_TIMEOUTS.upstreamResponseMs, true),
   };
+}
+
+function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendezvousConfig | undefined {
+  table.rejectUnknown(['server', 'secret', 'heartbeat', 'reregister', 'timezone', 'onAddressChange', 'publicHost']);
+  const serverText = table.string('server');
+  const server = serverText === undefined ? undefined : parseServerAddress(serverText);
+  if (server && !server.ok) table.problems.add(table.key('server'), server.error);
+  const secret = readSecret(table, env);
+  const heartbeatMs = table.duration('heartbeat', DEFAULT_HEARTBEAT_MS);
+  if (heartbeatMs < 1000) table.problems.add(table.key('heartbeat'), 'must be at least "1s"');
+  const reregister = table.string('reregister', DEFAULT_REREGISTER);
+  if (reregister !== undefined && !validateCronExpression(reregister).valid) {
+    table.problems.add(table.key('reregister'), `"${reregister}" is not a cron expression; write e.g. "0 20 4 * * *" (sec min hour day month weekday)`);
+  }
+  const timezone = table.string('timezone', Intl.DateTimeFormat().resolvedOptions().timeZone);
+  if (timezone !== undefined && !isTimeZone(timezone)) {
+    table.problems.add(table.key('timezone'), `"${timezone}" is not an IANA time zone; write e.g. "Asia/Shanghai" or "Europe/Berlin"`);
+  }
+  const onAddressChange = table.optionalString('onAddressChange');
+  const publicHost = table.optionalString('publicHost');
+  if (publicHost !== undefined && !isHostnameOrIp(publicHost)) table.problems.add(table.key('publicHost'), `"${publicHost}" is not a host name`);
+  if (!server?.ok || secret === undefined || reregister === undefined || timezone === undefined) return undefined;
+  return {
+    server: server.value, secret, heartbeatMs, reregister, timezone,
+    ...(onAddressChange !== undefined ? { onAddressChange } : {}),
+    ...(publicHost !== undefined ? { publicHost } : {}),
+  };
+}
+
+/** The shared secret, from the file or HOMEPORT_SECRET (the environment wins, so a file can stay secret-free). */
+function readSecret(table: TableReader, env: NodeJS.ProcessEnv): string | undefined {
+  const fromEnv = env.HOMEPORT_SECRET;
+  const secret = fromEnv !== undefined && fromEnv !== '' ? fromEnv : table.table.secret;
+  const source = secret === fromEnv ? 'HOMEPORT_SECRET' : table.key('secret');
+  if (secret === undefined) {
+    table.problems.add(table.key('secret'), 'is missing; set it, or the environment variable HOMEPORT_SECRET (the same secret as the rendezvous\'s [[agent]] entry)');
+    return undefined;
+  }
+  if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
+    // never echo the value: it is a secret even when it is a bad one
+    table.problems.add(source === 'HOMEPORT_SECRET' ? 'HOMEPORT_SECRET' : source, `must be a string of at least ${MIN_SECRET_LENGTH} characters; make one with: openssl rand -base64 24`);
+    return undefined;
+  }
+  return secret;
+}
+
+function isTimeZone(name: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export { ConfigError };

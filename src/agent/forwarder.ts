@@ -1,0 +1,342 @@
+import { Agent as HttpAgent, ServerResponse, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { ProxyServer } from 'http-proxy-3';
+import type { Logger } from '../common/logger.js';
+import type { TimeoutsConfig } from '../config/agent-types.js';
+import type { Route } from './router.js';
+
+/**
+ * Forwards requests and WebSocket upgrades to LAN services: a thin layer over http-proxy-3 that owns
+ * what a reverse proxy in front of home services must get right (client-address headers, hop-by-hop
+ * headers, timeouts, error pages, releasing the upstream when the client goes away).
+ */
+export interface Forwarder {
+  web(req: IncomingMessage, res: ServerResponse, route: Route, clientAddress: string): void;
+  /** `onStatus` learns the status sent to the client: 101 when upgraded, else the error or upstream status. */
+  ws(req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, clientAddress: string, onStatus?: (status: number) => void): void;
+  /** Closes the idle upstream connections of the pool. */
+  close(): void;
+}
+
+export interface ForwarderOptions {
+  timeouts: TimeoutsConfig;
+  logger: Logger;
+}
+
+/**
+ * Upstream keep-alive pool. Idle sockets are bounded per upstream; busy ones are bounded generously
+ * because a film, an SSE feed or a long upload each hold one for as long as they last.
+ */
+const POOL_OPTIONS = { keepAlive: true, maxSockets: 1024, maxFreeSockets: 128, scheduling: 'lifo' } as const;
+
+/** At most one warning per route in this window when its upstream keeps failing; the rest are counted. */
+const UPSTREAM_WARNING_INTERVAL_MS = 10_000;
+
+type TimeoutPhase = 'connect' | 'response';
+
+/** The upstream did not connect or did not start its answer in time: the client gets a 504. */
+export class UpstreamTimeoutError extends Error {
+  readonly code = 'HOMEPORT_UPSTREAM_TIMEOUT';
+  constructor(phase: TimeoutPhase, ms: number) {
+    super(phase === 'connect' ? `no connection to the upstream within ${ms} ms` : `the upstream did not answer within ${ms} ms`);
+  }
+}
+
+/** Everything about one route that is built once, not per request. */
+interface RouteForwarder {
+  readonly proxy: ProxyServer;
+  readonly badGateway: Buffer;
+  readonly gatewayTimeout: Buffer;
+  lastWarningAt: number;
+  suppressedWarnings: number;
+}
+
+/** A WebSocket upgrade in flight, found again from the events http-proxy-3 emits with its request. */
+interface Upgrade {
+  answered: boolean;
+  onStatus: ((status: number) => void) | undefined;
+}
+
+export function createForwarder({ timeouts, logger }: ForwarderOptions): Forwarder {
+  const httpAgent = new HttpAgent(POOL_OPTIONS);
+  const httpsAgent = new HttpsAgent(POOL_OPTIONS);
+  const routes = new WeakMap<Route, RouteForwarder>();
+  const upgrades = new WeakMap<IncomingMessage, Upgrade>();
+  const { upstreamConnectMs, upstreamResponseMs, idleMs } = timeouts;
+
+  function forwarderFor(route: Route): RouteForwarder {
+    let forwarder = routes.get(route);
+    if (!forwarder) {
+      forwarder = createRouteForwarder(route);
+      routes.set(route, forwarder);
+    }
+    return forwarder;
+  }
+
+  function createRouteForwarder(route: Route): RouteForwarder {
+    const proxy = new ProxyServer({
+      target: upstreamTarget(route.target),
+      toProxy: true,
+      agent: route.target.protocol === 'https:' ? httpsAgent : httpAgent,
+      secure: !route.insecure,
+      xfwd: false, // forwardedHeaders() sets them from the real client address instead
+      selfHandleResponse: true, // sendUpstreamResponse() filters hop-by-hop headers and guards truncation
+    });
+    const forwarder: RouteForwarder = {
+      proxy,
+      badGateway: htmlPage(502, `homeport could not reach the service of route ${route.label}.`),
+      gatewayTimeout: htmlPage(504, `The service of route ${route.label} did not answer in time.`),
+      lastWarningAt: 0,
+      suppressedWarnings: 0,
+    };
+    proxy.on('proxyReq', armWebTimers);
+    proxy.on('proxyRes', sendUpstreamResponse);
+    proxy.on('proxyReqWs', watchUpgrade);
+    proxy.on('error', (error, req, resOrSocket) => {
+      if (resOrSocket instanceof ServerResponse) failWeb(forwarder, route, error, resOrSocket);
+      else failUpgrade(forwarder, route, error, req, resOrSocket);
+    });
+    return forwarder;
+  }
+
+  function armWebTimers(proxyReq: ClientRequest, _req: IncomingMessage, _res: ServerResponse, _options: unknown, socket: Socket): void {
+    guardConnect(proxyReq, socket);
+    if (upstreamResponseMs > 0) {
+      if (proxyReq.writableFinished) onWebRequestSent.call(proxyReq);
+      else proxyReq.once('finish', onWebRequestSent);
+    }
+  }
+
+  function onWebRequestSent(this: ClientRequest): void {
+    const timer = startResponseTimer(this);
+    this.once('response', () => clearTimeout(timer));
+  }
+
+  /** A new upstream connection gets upstreamConnectMs to be ready (TLS handshake included); pooled ones are. */
+  function guardConnect(proxyReq: ClientRequest, socket: Socket): void {
+    if (!socket.connecting || upstreamConnectMs <= 0) return;
+    const timer = setTimeout(abortUpstream, upstreamConnectMs, proxyReq, 'connect', upstreamConnectMs).unref();
+    socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+  }
+
+  /** Started once the request (body included) has been sent: a slow upload does not count against it. */
+  function startResponseTimer(proxyReq: ClientRequest): NodeJS.Timeout {
+    return setTimeout(abortUpstream, upstreamResponseMs, proxyReq, 'response', upstreamResponseMs).unref();
+  }
+
+  function watchUpgrade(proxyReq: ClientRequest, req: IncomingMessage, socket: Socket): void {
+    const upgrade = upgrades.get(req);
+    if (!upgrade) return;
+    let responseTimer: NodeJS.Timeout | undefined;
+    const answer = (status: number): void => {
+      clearTimeout(responseTimer);
+      upgrade.answered = true;
+      upgrade.onStatus?.(status);
+    };
+    proxyReq.once('upgrade', () => answer(101));
+    proxyReq.once('response', (proxyRes: IncomingMessage) => answer(proxyRes.statusCode ?? 502));
+    proxyReq.once('socket', (upstream: Socket) => guardConnect(proxyReq, upstream));
+    if (upstreamResponseMs > 0) proxyReq.once('finish', () => (responseTimer = startResponseTimer(proxyReq)));
+    // A client that leaves before the upstream answered must not leave the upstream request behind.
+    socket.once('close', () => {
+      if (!upgrade.answered) proxyReq.destroy();
+    });
+  }
+
+  function failWeb(forwarder: RouteForwarder, route: Route, error: Error, res: ServerResponse): void {
+    if (res.destroyed || res.writableEnded) return; // the client is gone; http-proxy-3 released the upstream
+    if (res.headersSent) {
+      res.destroy(); // cut the half-sent response so the client sees it is incomplete
+    } else {
+      const timedOut = error instanceof UpstreamTimeoutError;
+      const page = timedOut ? forwarder.gatewayTimeout : forwarder.badGateway;
+      res.writeHead(timedOut ? 504 : 502, pageHeaders(page));
+      res.end(page);
+    }
+    warnUpstreamFailure(forwarder, route, error);
+  }
+
+  function failUpgrade(forwarder: RouteForwarder, route: Route, error: Error, req: IncomingMessage, socket: Duplex): void {
+    const upgrade = upgrades.get(req);
+    if (!upgrade || upgrade.answered || !socket.writable) return; // client socket errors, or after the upgrade
+    upgrade.answered = true;
+    const timedOut = error instanceof UpstreamTimeoutError;
+    const status = timedOut ? 504 : 502;
+    writeRawPage(socket, status, timedOut ? forwarder.gatewayTimeout : forwarder.badGateway);
+    upgrade.onStatus?.(status);
+    warnUpstreamFailure(forwarder, route, error);
+  }
+
+  function warnUpstreamFailure(forwarder: RouteForwarder, route: Route, error: Error): void {
+    const now = Date.now();
+    if (now - forwarder.lastWarningAt < UPSTREAM_WARNING_INTERVAL_MS) {
+      forwarder.suppressedWarnings++;
+      return;
+    }
+    const suppressed = forwarder.suppressedWarnings;
+    forwarder.lastWarningAt = now;
+    forwarder.suppressedWarnings = 0;
+    const code = (error as NodeJS.ErrnoException).code;
+    logger.warn({ route: route.label, target: route.target.origin, code, err: error.message, suppressed }, 'upstream failed');
+  }
+
+  return {
+    web(req, res, route, clientAddress) {
+      const forwarder = forwarderFor(route);
+      forwardedHeaders(req.headers, clientAddress, false);
+      try {
+        forwarder.proxy.web(req, res);
+      } catch (error) {
+        // Node or http-proxy-3 refusing something about this request synchronously must not end the process.
+        failWeb(forwarder, route, error as Error, res);
+      }
+    },
+    ws(req, socket, head, route, clientAddress, onStatus) {
+      const forwarder = forwarderFor(route);
+      forwardedHeaders(req.headers, clientAddress, true);
+      upgrades.set(req, { answered: false, onStatus });
+      try {
+        forwarder.proxy.ws(req, socket, head);
+      } catch (error) {
+        failUpgrade(forwarder, route, error as Error, req, socket);
+        return;
+      }
+      // After the upgrade the HTTP server no longer watches the socket and http-proxy-3 cleared its
+      // timeout: an abandoned WebSocket would stay open forever.
+      if (idleMs > 0 && !socket.destroyed) (socket as Socket).setTimeout?.(idleMs, () => socket.destroy());
+    },
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+/** The error reaches the proxy's 'error' listener, which answers 504. */
+function upstreamTarget(url: URL) {
+  const target: Record<string, string> = { protocol: url.protocol, host: url.host, hostname: url.hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') };
+  if (url.pathname !== '/' || url.search !== '') target.pathname = url.pathname, target.search = url.search;
+  return target as never;
+}
+
+function abortUpstream(proxyReq: ClientRequest, phase: TimeoutPhase, ms: number): void {
+  proxyReq.destroy(new UpstreamTimeoutError(phase, ms));
+}
+
+/**
+ * Request headers that describe one hop (RFC 9110 7.6.1) or that only the client side may set.
+ * Expect: Node already answered "100 Continue" to the client, the upstream gets the body right away.
+ * Proxy-Authorization: credentials meant for a proxy, never for the LAN service.
+ */
+const REQUEST_HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect', 'proxy-authorization', 'forwarded', 'x-real-ip']);
+const RESPONSE_HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'transfer-encoding']);
+/** Connection header values that are options, not names of headers to drop. */
+const CONNECTION_OPTIONS = new Set(['keep-alive', 'close', 'upgrade']);
+
+/**
+ * Rewrites the request headers in place before http-proxy-3 copies them: drops hop-by-hop headers and
+ * every client-supplied forwarding header (a spoofed X-Forwarded-For would make a LAN service such as
+ * Jellyfin treat a remote client as local), then states the real client address from the socket.
+ * Transfer-Encoding stays: Node re-frames a chunked body itself when the header says chunked.
+ */
+function forwardedHeaders(headers: IncomingHttpHeaders, clientAddress: string, upgrade: boolean): void {
+  const upgradeProtocol = headers.upgrade;
+  const listed = headers.connection === undefined ? undefined : connectionListedHeaders(headers.connection);
+  if (listed) for (const name of listed) if (name !== 'host') delete headers[name];
+  for (const name in headers) {
+    if (REQUEST_HOP_HEADERS.has(name) || name.startsWith('x-forwarded-')) delete headers[name];
+  }
+  if (upgrade) {
+    headers.connection = 'upgrade';
+    headers.upgrade = upgradeProtocol;
+  }
+  const host = headers.host;
+  headers['x-forwarded-for'] = clientAddress;
+  headers['x-forwarded-proto'] = 'https';
+  if (host !== undefined) headers['x-forwarded-host'] = host;
+  headers['x-real-ip'] = clientAddress;
+  headers.forwarded = forwardedElement(clientAddress, host);
+}
+
+/** Headers named in a Connection header are hop-by-hop too: "close, X-Secret" -> ["x-secret"]. */
+function connectionListedHeaders(connection: string): string[] | undefined {
+  const lower = connection.toLowerCase();
+  if (CONNECTION_OPTIONS.has(lower)) return undefined; // the usual case, without splitting
+  const names = lower.split(',').map((token) => token.trim()).filter((name) => name !== '' && !CONNECTION_OPTIONS.has(name));
+  return names.length === 0 ? undefined : names;
+}
+
+/** RFC 7239: `for=192.0.2.1;proto=https;host="nas.example.com"`, IPv6 quoted in brackets. */
+function forwardedElement(clientAddress: string, host: string | undefined): string {
+  const node = clientAddress.includes(':') ? `"[${clientAddress}]"` : clientAddress || 'unknown';
+  const element = `for=${node};proto=https`;
+  return host === undefined ? element : `${element};host="${host.replace(/["\\]/g, '\\$&')}"`;
+}
+
+const INVALID_RESPONSE_PAGE = htmlPage(502, 'The service sent a response homeport cannot pass on.');
+
+/**
+ * The upstream answered: pass its status and end-to-end headers on, then stream the body without
+ * buffering (pipe honours back-pressure: a 1 GiB film never sits in memory; SSE events go out as they
+ * come). Node sets framing and Connection for the client side itself.
+ */
+function sendUpstreamResponse(proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse): void {
+  if (res.destroyed) {
+    proxyRes.destroy();
+    return;
+  }
+  try {
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage || undefined, endToEndHeaders(proxyRes));
+  } catch {
+    // Node refuses a status line or header it would not send itself; the client must not get half of
+    // it. The reason phrase is explicit: the refused one is still set on res and would be refused again.
+    proxyRes.destroy();
+    res.writeHead(502, STATUS_CODES[502], pageHeaders(INVALID_RESPONSE_PAGE));
+    res.end(INVALID_RESPONSE_PAGE);
+    return;
+  }
+  proxyRes.pipe(res);
+  // An upstream that dies mid-body leaves pipe() waiting forever: cut the client response too.
+  proxyRes.once('close', () => {
+    if (!proxyRes.complete) res.destroy();
+  });
+}
+
+/** The upstream's raw header list (original case, repeated headers kept) minus the hop-by-hop ones. */
+function endToEndHeaders(proxyRes: IncomingMessage): string[] {
+  const raw = proxyRes.rawHeaders;
+  const connection = proxyRes.headers.connection;
+  const listed = connection === undefined ? undefined : connectionListedHeaders(connection);
+  const kept: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (RESPONSE_HOP_HEADERS.has(name) || listed?.includes(name)) continue;
+    kept.push(raw[i]!, raw[i + 1]!);
+  }
+  return kept;
+}
+
+/** A short page for errors the proxy itself answers (no route, upstream down or slow). */
+export function htmlPage(status: number, message: string): Buffer {
+  const title = `${status} ${STATUS_CODES[status] ?? ''}`;
+  return Buffer.from(`<!doctype html><meta charset="utf-8"><title>${title}</title><h1>${title}</h1><p>${escapeHtml(message)}</p>\n`);
+}
+
+export function pageHeaders(page: Buffer): Record<string, string | number> {
+  return { 'content-type': 'text/html; charset=utf-8', 'content-length': page.length, 'cache-control': 'no-store' };
+}
+
+/** Answers on a socket the HTTP server has handed over (an upgrade request), then closes it. */
+export function writeRawPage(socket: Duplex, status: number, page: Buffer): void {
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/html; charset=utf-8\r\n` +
+      `Content-Length: ${page.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${page.toString()}`,
+  );
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}

@@ -1,0 +1,103 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
+import { formatHostPort } from '../config/address.js';
+import { runAddressHook } from './address-hook.js';
+import { ControlClient } from './control-client.js';
+import type { PortHolder } from './lan-listener.js';
+import { PublicAddressTracker } from './public-address.js';
+import { PunchedPort } from './punch.js';
+import { scheduleReregister } from './schedule.js';
+import { formatAddress, type AgentStatus } from './status.js';
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const REREGISTER_JITTER_MS = 60_000;
+
+export interface RendezvousLink extends PortHolder {
+  readonly tracker: PublicAddressTracker;
+  readonly connected: boolean;
+  /** Status fields this link knows. */
+  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'lastHeartbeat' | 'addressChanges'>;
+  reregister(reason: string): void;
+}
+
+export interface RendezvousLinkOptions {
+  config: AgentConfig & { rendezvous: AgentRendezvousConfig };
+  onConnection: (socket: Socket) => void;
+  fingerprint: () => string;
+  /** Something changed that the status file should show; `urgent` for address changes. */
+  onStatusChange: (urgent: boolean) => void;
+  logger: Logger;
+}
+
+/**
+ * The punched port and everything around it: the control connection, the public address it reveals,
+ * the DDNS hook on a change, and the daily re-register job.
+ */
+export async function startRendezvousLink({ config, onConnection, fingerprint, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
+  const rv = config.rendezvous;
+  const log = logger.child({ component: 'rendezvous' });
+  const port = new PunchedPort({
+    listen: config.agent.listen,
+    server: rv.server,
+    onConnection,
+    onListenerError: (error) => log.error({ err: error.message }, 'listener error on the punched port'),
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+  });
+  const tracker = new PublicAddressTracker();
+  const control = new ControlClient({ name: config.agent.name, config: rv, port, fingerprint, logger: log });
+
+  control.on('registered', (observed) => {
+    log.info({ public: formatAddress(observed), localPort: port.port }, 'registered with the rendezvous');
+    tracker.observe(observed);
+    onStatusChange(false);
+  });
+  control.on('observed', (observed) => {
+    tracker.observe(observed);
+    onStatusChange(false);
+  });
+  control.on('probe', (result) => {
+    const changed = tracker.reachability?.reachable !== result.reachable;
+    tracker.recordProbe(result);
+    if (changed) log.info({ reachable: result.reachable, reason: result.reason }, 'reachability check');
+    onStatusChange(changed);
+  });
+  control.on('disconnected', () => onStatusChange(true));
+  tracker.on('change', (previous, current) => {
+    if (previous) log.warn({ from: formatAddress(previous), to: formatAddress(current) }, 'public address changed');
+    // the first address after a start goes to the hook too: the DDNS record may be stale from before
+    if (rv.onAddressChange) void runAddressHook(rv.onAddressChange, current, log);
+    onStatusChange(true);
+  });
+
+  await control.start();
+  const schedule = scheduleReregister({
+    cronTime: rv.reregister,
+    timeZone: rv.timezone,
+    maxJitterMs: REREGISTER_JITTER_MS,
+    run: () => control.reregister('daily schedule'),
+  });
+  log.info({ next: schedule.nextRun().toISOString() }, 'daily re-register scheduled');
+
+  return {
+    tracker,
+    get port() { return port.port; },
+    get connected() { return control.connected; },
+    status: () => ({
+      rendezvous: formatHostPort(rv.server),
+      connected: control.connected,
+      ...(tracker.current ? { publicAddress: tracker.current, since: tracker.since!.toISOString() } : {}),
+      ...(tracker.reachability
+        ? { reachable: tracker.reachability.reachable, checkedAt: tracker.reachability.checkedAt, ...(tracker.reachability.reason ? { reachableReason: tracker.reachability.reason } : {}) }
+        : {}),
+      ...(tracker.lastHeartbeat ? { lastHeartbeat: tracker.lastHeartbeat.toISOString() } : {}),
+      addressChanges: tracker.changes,
+    }),
+    reregister: (reason) => control.reregister(reason),
+    async close() {
+      schedule.stop();
+      await control.close();
+      await port.close();
+    },
+  };
+}

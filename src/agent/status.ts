@@ -1,0 +1,83 @@
+import { writeFileAtomic } from '../common/atomic-write.js';
+import { formatDuration } from '../common/duration.js';
+
+export interface PublicAddress {
+  ip: string;
+  port: number;
+}
+
+/** What `homeport status` shows; the agent keeps it in stateDir/status.json. */
+export interface AgentStatus {
+  agent: string;
+  localPort: number;
+  rendezvous?: string;
+  connected: boolean;
+  publicAddress?: PublicAddress;
+  /** ISO time the current public address was first seen. */
+  since?: string;
+  reachable?: boolean;
+  reachableReason?: string;
+  checkedAt?: string;
+  lastHeartbeat?: string;
+  addressChanges: number;
+  updatedAt: string;
+  pid: number;
+}
+
+export function formatAddress({ ip, port }: PublicAddress): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** Human-readable status, one fact a line. Pure: `now` is passed in. */
+export function formatStatus(status: AgentStatus, now: Date): string {
+  const ago = (iso: string | undefined): string => (iso ? `${formatDuration(Math.max(0, now.getTime() - Date.parse(iso)))} ago` : 'never');
+  const reach = status.reachable === undefined ? 'not checked yet'
+    : status.reachable ? 'yes' : `no (${status.reachableReason ?? 'unknown reason'})`;
+  const lines = [
+    ['agent', status.agent],
+    ['local port', String(status.localPort)],
+    ['rendezvous', status.rendezvous ? `${status.rendezvous} (${status.connected ? 'connected' : 'disconnected'})` : 'not configured (LAN only)'],
+    ['public address', status.publicAddress ? `${formatAddress(status.publicAddress)} since ${status.since} (${ago(status.since)})` : 'unknown'],
+    ['reachable', reach],
+    ['last heartbeat', ago(status.lastHeartbeat)],
+    ['address changes', String(status.addressChanges)],
+    ['updated', `${status.updatedAt} (pid ${status.pid})`],
+  ];
+  const width = Math.max(...lines.map(([key]) => key!.length));
+  return lines.map(([key, value]) => `${key!.padEnd(width)}  ${value}`).join('\n');
+}
+
+/**
+ * Keeps the status file in step with the agent, written atomically at most every `minIntervalMs` so a
+ * heartbeat every few seconds does not wear out a NAS's flash.
+ */
+export class StatusFile {
+  private pending: NodeJS.Timeout | undefined;
+  private lastWrite = 0;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly file: string, private readonly snapshot: () => AgentStatus, private readonly minIntervalMs = 2000) {}
+
+  /** Writes soon; `urgent` (an address change) writes at once. */
+  update(urgent = false): void {
+    if (this.pending && !urgent) return;
+    clearTimeout(this.pending);
+    const wait = urgent ? 0 : Math.max(0, this.lastWrite + this.minIntervalMs - Date.now());
+    this.pending = setTimeout(() => this.flush(), wait);
+    this.pending.unref();
+  }
+
+  flush(): Promise<void> {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+    this.lastWrite = Date.now();
+    const text = `${JSON.stringify(this.snapshot(), null, 2)}\n`;
+    this.writing = this.writing.then(() => writeFileAtomic(this.file, text, 0o644)).catch(() => undefined);
+    return this.writing;
+  }
+
+  close(): Promise<void> {
+    clearTimeout(this.pending);
+    return this.writing;
+  }
+}

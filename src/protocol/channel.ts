@@ -1,0 +1,142 @@
+import { EventEmitter } from 'node:events';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { err, ok, type Result } from '../common/result.js';
+import { encodeFrame, FrameDecoder } from './framing.js';
+import { parseMessage, type Message } from './messages.js';
+
+/**
+ * The control protocol over a byte stream: frames out, validated messages in. The only non-pure file of
+ * src/protocol/. It never throws on what the peer sends: a bad frame or message emits 'protocol-error'
+ * with the reason, then the connection is reset. The handshake and sealing are the caller's, as below.
+ *
+ * Agent (control client), `socket` connected from the punched port:
+ * ```ts
+ * const conn = new FramedConnection(socket);
+ * const clientNonce = newNonce();
+ * let serverNonce: string | undefined;
+ * let sealed: SealedChannelState | undefined;
+ * conn.send({ type: 'hello', version: PROTOCOL_VERSION, agent: name, nonce: clientNonce });
+ * conn.on('message', (message) => {
+ *   if (sealed) {
+ *     const opened = sealed.open(message);               // pong | probe | sealed error
+ *     if (!opened.ok) return conn.reset();               // log opened.error; reconnect
+ *     return handle(opened.value);
+ *   }
+ *   if (message.type === 'challenge' && serverNonce === undefined) {
+ *     serverNonce = message.nonce;
+ *     const claims = { fingerprint, listenPort, publicHost };  // publicHost may be undefined
+ *     conn.send({ type: 'auth', mac: authMac(secret, name, clientNonce, serverNonce, claims), ...claims });
+ *   } else if (message.type === 'welcome' && serverNonce !== undefined &&
+ *       macEquals(message.mac, welcomeMac(secret, name, serverNonce, clientNonce, message.observed, message.heartbeatMs))) {
+ *     sealed = new SealedChannelState(sessionKey(secret, clientNonce, serverNonce), 'agent');
+ *     // message.observed is now trustworthy; every heartbeatMs: conn.send(sealed.seal({ type: 'ping' }))
+ *   } else {
+ *     conn.reset();                                      // unsealed error, forged welcome, or out of order
+ *   }
+ * });
+ * ```
+ * Rendezvous (control server), per accepted socket:
+ * ```ts
+ * const conn = new FramedConnection(socket);
+ * const serverNonce = newNonce();
+ * let hello: HelloMessage | undefined;
+ * let sealed: SealedChannelState | undefined;
+ * conn.on('protocol-error', (reason) => log.warn({ ip: socket.remoteAddress, reason }, 'bad control frame'));
+ * conn.on('message', (message) => {
+ *   const secret = hello && secretOf(hello.agent);     // undefined for an unknown agent
+ *   if (sealed) {
+ *     const opened = sealed.open(message);               // ping | sealed error
+ *     if (!opened.ok) return conn.close();
+ *     if (opened.value.type === 'ping') conn.send(sealed.seal({ type: 'pong', observed }));
+ *   } else if (message.type === 'hello' && !hello) {
+ *     hello = message;                                   // challenge unknown names too: no name probing
+ *     conn.send({ type: 'challenge', nonce: serverNonce });
+ *   } else if (message.type === 'auth' && hello && secret !== undefined &&
+ *       macEquals(message.mac, authMac(secret, hello.agent, hello.nonce, serverNonce, message))) {
+ *     const mac = welcomeMac(secret, hello.agent, serverNonce, hello.nonce, observed, heartbeatMs);
+ *     conn.send({ type: 'welcome', mac, observed, heartbeatMs, seq: 0 });
+ *     sealed = new SealedChannelState(sessionKey(secret, hello.nonce, serverNonce), 'server');
+ *   } else {
+ *     conn.send({ type: 'error', message: 'authentication failed' });  // same words for unknown agent
+ *     conn.close();                                      // the server closes first: no TIME_WAIT at the agent
+ *   }
+ * });
+ * ```
+ * Timers are the caller's too: a handshake deadline, and "no message for 2 × heartbeat + grace" after it.
+ */
+
+export interface FramedConnectionEvents {
+  /** A well-formed message; sealed ones still need `SealedChannelState.open`. */
+  message: [message: Message];
+  /** The peer sent a bad frame or message; the connection is being reset. */
+  'protocol-error': [reason: string];
+  /** The socket closed; `cause` is the protocol error or socket error behind it, if any. */
+  close: [cause: string | undefined];
+}
+
+/** How long `close()` waits for the peer's FIN before letting go of the socket anyway. */
+const CLOSE_GRACE_MS = 2_000;
+
+export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
+  private readonly decoder = new FrameDecoder();
+  /** Set once we close or reset: later input is dropped, later sends refused. */
+  private finished = false;
+  private cause: string | undefined;
+
+  constructor(readonly socket: Duplex) {
+    super();
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (error: Error) => {
+      this.cause ??= error.message;
+    });
+    socket.once('close', () => this.emit('close', this.cause));
+  }
+
+  /** Validates and writes one message; refuses (without throwing) when closed or invalid. */
+  send(message: Message): Result<void> {
+    if (this.finished || this.socket.destroyed || !this.socket.writable) return err('the control connection is closed');
+    const valid = parseMessage(message);
+    if (!valid.ok) return err(`refusing to send an invalid message: ${valid.error}`);
+    this.socket.write(encodeFrame(valid.value));
+    return ok(undefined);
+  }
+
+  /** Flushes what was sent, then closes with FIN: the side that calls this first holds the TIME_WAIT. */
+  close(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Drops the connection with RST, leaving no TIME_WAIT, so the agent can reconnect from the same port. */
+  reset(): void {
+    this.finished = true;
+    if (this.socket.destroyed) return;
+    try {
+      if (this.socket instanceof Socket) this.socket.resetAndDestroy();
+      else this.socket.destroy();
+    } catch {
+      this.socket.destroy(); // resetAndDestroy refuses non-TCP handles such as Unix sockets
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.finished) return;
+    const frames = this.decoder.push(chunk);
+    if (!frames.ok) return this.fail(frames.error);
+    for (const frame of frames.value) {
+      if (this.finished) return; // a 'message' listener closed the connection
+      const message = parseMessage(frame);
+      if (!message.ok) return this.fail(message.error);
+      this.emit('message', message.value);
+    }
+  }
+
+  private fail(reason: string): void {
+    this.cause = reason;
+    this.emit('protocol-error', reason);
+    this.reset();
+  }
+}

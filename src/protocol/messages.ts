@@ -1,0 +1,257 @@
+import { isIP } from 'node:net';
+import { err, ok, type Result } from '../common/result.js';
+
+/**
+ * Every message of the homeport control protocol v1 (agent ⇄ rendezvous) and its limits, in one place.
+ * Pure: `parseMessage` validates a decoded frame and returns a fresh object holding only the known fields.
+ *
+ * Handshake: agent `hello` → server `challenge` → agent `auth` → server `welcome`; after that every frame
+ * in both directions is sealed by session.ts (`ping`, `pong`, `probe`, and `error` with seq + mac).
+ *
+ * Changes from the design text (protocol-spec.md), each closing a hole an on-path attacker could use:
+ * 1. `auth.mac` also covers `fingerprint`, `listenPort` and `publicHost` (see `authMac`). In the design it
+ *    covered only the name and nonces, so anyone on the path could swap in their own certificate
+ *    fingerprint or rewrite `publicHost`, making the rendezvous redirect users to a host of their choice.
+ * 2. `welcome.mac` also covers `heartbeatMs` (see `welcomeMac`): unauthenticated, a rewritten interval
+ *    could make the agent ping too rarely (declared dead, NAT mapping lost) or flood.
+ * 3. Unknown fields are rejected, at every level. A sealed message is verified over the canonical JSON of
+ *    the parsed message, so a field the parser dropped would otherwise ride along unauthenticated.
+ * 4. A sealed message is accepted only if its type is one the peer's role sends (see session.ts), on top
+ *    of the direction label inside the MAC.
+ * Choices the design left open: nonces are base64url of 16 random bytes (22 characters); `reregister` is
+ * left out (the agent reconnects instead); after `welcome` an `error` must be sealed like any other frame.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Agent names as they appear in `hello`, the rendezvous config and `/go/<agent>/` URLs. */
+export const AGENT_NAME_PATTERN = /^[a-z0-9-]{1,63}$/;
+/** Shared secrets shorter than this are refused by both configs. */
+export const MIN_SECRET_CHARS = 16;
+/** Longest `error.message` and `probe.reason`. */
+export const MAX_TEXT_CHARS = 200;
+/** Range of the heartbeat interval the server announces in `welcome`. */
+export const MIN_HEARTBEAT_MS = 100;
+export const MAX_HEARTBEAT_MS = 600_000;
+/** Random bytes in each handshake nonce; sent as base64url. */
+export const NONCE_BYTES = 16;
+
+export interface ObservedAddress {
+  ip: string;
+  port: number;
+}
+
+/** agent → server: opens the handshake with a fresh client nonce. */
+export interface HelloMessage {
+  type: 'hello';
+  version: typeof PROTOCOL_VERSION;
+  agent: string;
+  nonce: string;
+}
+
+/** server → agent: the server nonce the agent must MAC. */
+export interface ChallengeMessage {
+  type: 'challenge';
+  nonce: string;
+}
+
+/** agent → server: proves the secret and registers what the reachability check must find. */
+export interface AuthMessage {
+  type: 'auth';
+  mac: string;
+  /** SHA-256 of the agent's TLS leaf certificate, as `X509Certificate.fingerprint256` prints it. */
+  fingerprint: string;
+  publicHost?: string;
+  listenPort: number;
+}
+
+/** server → agent: proves the server knows the secret too, and tells the address it observed. */
+export interface WelcomeMessage {
+  type: 'welcome';
+  mac: string;
+  observed: ObservedAddress;
+  heartbeatMs: number;
+  seq: 0;
+}
+
+/** agent → server, sealed: heartbeat that keeps the NAT mapping alive. */
+export interface PingMessage {
+  type: 'ping';
+  seq: number;
+  mac: string;
+}
+
+/** server → agent, sealed: answers each ping with the address observed now. */
+export interface PongMessage {
+  type: 'pong';
+  seq: number;
+  mac: string;
+  observed: ObservedAddress;
+}
+
+/** server → agent, sealed: result of the reachability check. */
+export interface ProbeMessage {
+  type: 'probe';
+  seq: number;
+  mac: string;
+  reachable: boolean;
+  reason?: string;
+  /** When the check ran, as `Date.prototype.toISOString` prints it. */
+  checkedAt: string;
+}
+
+/** Either way: why the sender is closing. Unsealed only before `welcome`; sealed after it. */
+export interface ErrorMessage {
+  type: 'error';
+  message: string;
+  seq?: number;
+  mac?: string;
+}
+
+export type Message =
+  | HelloMessage
+  | ChallengeMessage
+  | AuthMessage
+  | WelcomeMessage
+  | PingMessage
+  | PongMessage
+  | ProbeMessage
+  | ErrorMessage;
+
+export type MessageType = Message['type'];
+
+type Check = (value: unknown, field: string) => Result<unknown>;
+
+interface Schema {
+  required: Record<string, Check>;
+  optional?: Record<string, Check>;
+  /** A rule across fields; returns the problem, if any. */
+  across?: (message: Record<string, unknown>) => string | undefined;
+}
+
+/** Validates a decoded frame: known type, every field present with the right type and size, nothing else. */
+export function parseMessage(value: unknown): Result<Message> {
+  if (!isPlainRecord(value)) return err(`a message must be a JSON object, not ${describe(value)}`);
+  const type = value.type;
+  if (typeof type !== 'string') return err(`message.type must be a string, not ${describe(type)}`);
+  if (!Object.hasOwn(SCHEMAS, type)) {
+    return err(`message type ${describe(type)} is unknown; known types: ${Object.keys(SCHEMAS).join(', ')}`);
+  }
+  const schema = SCHEMAS[type as MessageType];
+  const parsed = readFields(value, type, { ...schema, required: { type: exactly(type), ...schema.required } });
+  return parsed.ok ? ok(parsed.value as unknown as Message) : parsed;
+}
+
+function readFields(value: Record<string, unknown>, path: string, schema: Schema): Result<Record<string, unknown>> {
+  const checks = { ...schema.required, ...schema.optional };
+  for (const key of Object.keys(value)) {
+    if (!Object.hasOwn(checks, key)) {
+      return err(`${path} has unknown field ${describe(key)}; its fields are: ${Object.keys(checks).join(', ')}`);
+    }
+  }
+  const fields: Record<string, unknown> = {};
+  for (const [key, check] of Object.entries(checks)) {
+    const present = Object.hasOwn(value, key) && value[key] !== undefined;
+    if (!present) {
+      if (Object.hasOwn(schema.optional ?? {}, key)) continue;
+      return err(`${path}.${key} is missing`);
+    }
+    const checked = check(value[key], `${path}.${key}`);
+    if (!checked.ok) return checked;
+    fields[key] = checked.value;
+  }
+  const problem = schema.across?.(fields);
+  return problem === undefined ? ok(fields) : err(`${path}: ${problem}`);
+}
+
+// ---- field checks: each names the field and what it must be --------------------------------------------
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value !== 'string') return typeof value;
+  const text = JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 37)}..."` : text;
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const must = (field: string, what: string, value: unknown): Result<never> => err(`${field} must be ${what}, not ${describe(value)}`);
+
+function exactly(expected: string | number): Check {
+  return (value, field) => (value === expected ? ok(value) : must(field, JSON.stringify(expected), value));
+}
+
+function matching(pattern: RegExp, what: string): Check {
+  return (value, field) => (typeof value === 'string' && pattern.test(value) ? ok(value) : must(field, what, value));
+}
+
+function integer(min: number, max: number): Check {
+  return (value, field) =>
+    Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max
+      ? ok(value)
+      : must(field, `an integer from ${min} to ${max}`, value);
+}
+
+function text(maxChars: number): Check {
+  return (value, field) =>
+    typeof value === 'string' && value.length >= 1 && value.length <= maxChars
+      ? ok(value)
+      : must(field, `a string of 1 to ${maxChars} characters`, value);
+}
+
+const boolean: Check = (value, field) => (typeof value === 'boolean' ? ok(value) : must(field, 'true or false', value));
+
+const nonce: Check = (value, field) =>
+  typeof value === 'string' && /^[A-Za-z0-9_-]{22}$/.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
+    ? ok(value)
+    : must(field, `${NONCE_BYTES} bytes in base64url (22 characters)`, value);
+
+const ip: Check = (value, field) =>
+  typeof value === 'string' && value.length <= 45 && isIP(value) !== 0 ? ok(value) : must(field, 'an IPv4 or IPv6 address', value);
+
+const isoTime: Check = (value, field) =>
+  typeof value === 'string' &&
+  /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(value) &&
+  !Number.isNaN(Date.parse(value)) &&
+  new Date(value).toISOString() === value
+    ? ok(value)
+    : must(field, 'a UTC time as Date.toISOString() prints it (2024-01-31T04:20:00.000Z)', value);
+
+const observed: Check = (value, field) =>
+  isPlainRecord(value) ? readFields(value, field, { required: { ip, port: integer(1, 65535) } }) : must(field, 'an object { ip, port }', value);
+
+const version: Check = (value, field) =>
+  value === PROTOCOL_VERSION ? ok(value) : must(field, `${PROTOCOL_VERSION}, the only protocol version this build speaks`, value);
+
+const agentName = matching(AGENT_NAME_PATTERN, '1 to 63 characters of a-z, 0-9 and "-"');
+const mac = matching(/^[0-9a-f]{64}$/, 'an HMAC-SHA256 in 64 lowercase hex digits');
+const fingerprint = matching(
+  /^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/,
+  'a SHA-256 fingerprint as 32 uppercase hex bytes joined by ":" (as X509Certificate.fingerprint256 prints it)',
+);
+const hostname = matching(
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+  'a DNS name such as home.example.com',
+);
+const port = integer(1, 65535);
+const seq = integer(1, Number.MAX_SAFE_INTEGER);
+
+const SCHEMAS: Record<MessageType, Schema> = {
+  hello: { required: { version, agent: agentName, nonce } },
+  challenge: { required: { nonce } },
+  auth: { required: { mac, fingerprint, listenPort: port }, optional: { publicHost: hostname } },
+  welcome: { required: { mac, observed, heartbeatMs: integer(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS), seq: exactly(0) } },
+  ping: { required: { seq, mac } },
+  pong: { required: { seq, mac, observed } },
+  probe: { required: { seq, mac, reachable: boolean, checkedAt: isoTime }, optional: { reason: text(MAX_TEXT_CHARS) } },
+  error: {
+    required: { message: text(MAX_TEXT_CHARS) },
+    optional: { seq, mac },
+    across: (message) => ((message.seq === undefined) === (message.mac === undefined) ? undefined : 'seq and mac come together or not at all'),
+  },
+};

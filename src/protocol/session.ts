@@ -1,0 +1,146 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { err, ok, type Result } from '../common/result.js';
+import {
+  NONCE_BYTES,
+  type ErrorMessage,
+  type Message,
+  type MessageType,
+  type ObservedAddress,
+  type PingMessage,
+  type PongMessage,
+  type ProbeMessage,
+} from './messages.js';
+
+/**
+ * The cryptography of the control protocol, pure apart from drawing random nonces. All MACs are
+ * HMAC-SHA256 as lowercase hex; the shared secret itself never leaves the process.
+ *
+ * Handshake MACs use the agent's secret directly. After `welcome`, both sides derive `sessionKey` and
+ * wrap every frame with a `SealedChannelState`: a per-direction counter (seq) plus a MAC over the
+ * direction and the canonical JSON of the message, so frames cannot be forged, altered, replayed,
+ * dropped, reordered or reflected back to their sender.
+ */
+
+/** A shared secret as configured: text (UTF-8) or raw bytes. */
+export type Secret = string | Buffer;
+export type Role = 'agent' | 'server';
+
+/** What the agent registers in `auth`; covered by `auth.mac` so nobody on the path can change it. */
+export interface AuthClaims {
+  fingerprint: string;
+  listenPort: number;
+  publicHost?: string;
+}
+
+/** The message kinds that are sealed after `welcome`, each with the `seq` and `mac` the seal adds. */
+export type SealedMessage = PingMessage | PongMessage | ProbeMessage | (ErrorMessage & { seq: number; mac: string });
+/** A sealed message before sealing: what `SealedChannelState.seal` takes. */
+export type UnsealedMessage = SealedMessage extends infer M ? (M extends SealedMessage ? Omit<M, 'seq' | 'mac'> : never) : never;
+
+/** Which sealed types each role sends; anything else arriving sealed is refused. */
+const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
+  agent: new Set(['ping', 'error']),
+  server: new Set(['pong', 'probe', 'error']),
+};
+const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
+
+/** A fresh handshake nonce: 16 random bytes, base64url. */
+export function newNonce(): string {
+  return randomBytes(NONCE_BYTES).toString('base64url');
+}
+
+/** The agent's proof of the secret, bound to both nonces and to what it registers. */
+export function authMac(secret: Secret, agent: string, clientNonce: string, serverNonce: string, claims: AuthClaims): string {
+  const lines = ['homeport/1 auth', agent, clientNonce, serverNonce, claims.fingerprint, String(claims.listenPort), claims.publicHost ?? ''];
+  return hmacHex(secret, lines.join('\n'));
+}
+
+/** The server's proof of the secret, bound to both nonces, the observed address and the heartbeat. */
+export function welcomeMac(
+  secret: Secret,
+  agent: string,
+  serverNonce: string,
+  clientNonce: string,
+  observed: ObservedAddress,
+  heartbeatMs: number,
+): string {
+  const lines = ['homeport/1 welcome', agent, serverNonce, clientNonce, observed.ip, String(observed.port), String(heartbeatMs)];
+  return hmacHex(secret, lines.join('\n'));
+}
+
+/** The 32-byte key that seals every frame after `welcome`. */
+export function sessionKey(secret: Secret, clientNonce: string, serverNonce: string): Buffer {
+  return hmac(secret, `homeport/1 session\n${clientNonce}\n${serverNonce}`);
+}
+
+/** Compares two MACs in constant time (their length is public, so a length mismatch returns at once). */
+export function macEquals(a: string, b: string): boolean {
+  const left = Buffer.from(a, 'utf8');
+  const right = Buffer.from(b, 'utf8');
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** JSON with object keys sorted at every level, so a MAC does not depend on key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item ?? null)).join(',')}]`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const record = value as Record<string, unknown>;
+  const members = Object.keys(record)
+    .filter((key) => record[key] !== undefined)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
+  return `{${members.join(',')}}`;
+}
+
+/**
+ * One side's sealing state for one connection. Create it right after `welcome` with the same
+ * `sessionKey` on both sides. Any error from `open` means the connection must be closed: the counters
+ * are then out of step for good.
+ */
+export class SealedChannelState {
+  private nextSendSeq = 1;
+  private nextReceiveSeq = 1;
+  private readonly peer: Role;
+
+  constructor(
+    private readonly key: Buffer,
+    readonly role: Role,
+  ) {
+    this.peer = role === 'agent' ? 'server' : 'agent';
+  }
+
+  /** Adds the next outgoing seq and the MAC. */
+  seal<M extends UnsealedMessage>(message: M): M & { seq: number; mac: string } {
+    const withSeq = { ...message, seq: this.nextSendSeq };
+    this.nextSendSeq += 1;
+    return { ...withSeq, mac: this.macOf(this.role, withSeq) };
+  }
+
+  /** Accepts only the strictly next sealed frame from the peer, with a valid MAC. */
+  open(message: Message): Result<SealedMessage> {
+    if (!SEALED_TYPES_SENT_BY[this.peer].has(message.type)) {
+      return err(`"${message.type}" is not a sealed message the ${this.peer} sends`);
+    }
+    const { mac, ...unsealed } = message as SealedMessage;
+    if (mac === undefined || unsealed.seq === undefined) return err(`"${message.type}" after welcome must be sealed (seq and mac)`);
+    if (!macEquals(mac, this.macOf(this.peer, unsealed))) return err(`"${message.type}" seq ${unsealed.seq} has a bad MAC`);
+    if (unsealed.seq !== this.nextReceiveSeq) {
+      const what = unsealed.seq < this.nextReceiveSeq ? 'is replayed or reordered' : 'skips ahead (a frame is missing)';
+      return err(`"${message.type}" seq ${unsealed.seq} ${what}; expected seq ${this.nextReceiveSeq}`);
+    }
+    this.nextReceiveSeq += 1;
+    return ok(message as SealedMessage);
+  }
+
+  private macOf(sender: Role, unsealed: object): string {
+    return hmacHex(this.key, `${DIRECTION_OF[sender]}\n${canonicalJson(unsealed)}`);
+  }
+}
+
+function hmac(key: Secret, text: string): Buffer {
+  return createHmac('sha256', key).update(text, 'utf8').digest();
+}
+
+function hmacHex(key: Secret, text: string): string {
+  return hmac(key, text).toString('hex');
+}
