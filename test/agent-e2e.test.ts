@@ -142,3 +142,9 @@ test('one JSON access-log line per request with the socket address, never a spoo
   assert.doesNotMatch(JSON.stringify(line), /8\.8\.8\.8|token=secret/);
   assert.match(JSON.stringify(line), /127\.0\.0\.1/);
 });
+
+test('a request target with a fragment is refused, never forwarded with the fragment dropped', async () => {
+  const res = await fetchTls(fixture, '/upload/folder/#ment', { method: 'DELETE' });
+  assert.equal(res.status, 400);
+  assert.match(res.body.toString(), /fragment/);
+});

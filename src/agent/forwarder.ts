@@ -78,8 +78,7 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
 
   function createRouteForwarder(route: Route): RouteForwarder {
     const proxy = new ProxyServer({
-      target: upstreamTarget(route.target),
-      toProxy: true,
+      target: new URL(route.target.href),
       agent: route.target.protocol === 'https:' ? httpsAgent : httpAgent,
       secure: !route.insecure,
       xfwd: false, // forwardedHeaders() sets them from the real client address instead
@@ -216,18 +215,13 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
 }
 
 /** The error reaches the proxy's 'error' listener, which answers 504. */
-function upstreamTarget(url: URL) {
-  const target: Record<string, string> = { protocol: url.protocol, host: url.host, hostname: url.hostname, port: url.port || (url.protocol === 'https:' ? '443' : '80') };
-  if (url.pathname !== '/' || url.search !== '') target.pathname = url.pathname, target.search = url.search;
-  return target as never;
-}
-
 function abortUpstream(proxyReq: ClientRequest, phase: TimeoutPhase, ms: number): void {
   proxyReq.destroy(new UpstreamTimeoutError(phase, ms));
 }
 
 /**
- * Request headers that describe one hop (RFC 9110 7.6.1) or that only the client side may set.
+ * Request headers that describe one hop (RFC 9110 7.6.1), or that only homeport may set (Forwarded,
+ * X-Real-IP; X-Forwarded-* go by prefix).
  * Expect: Node already answered "100 Continue" to the client, the upstream gets the body right away.
  * Proxy-Authorization: credentials meant for a proxy, never for the LAN service.
  */
@@ -305,16 +299,26 @@ function sendUpstreamResponse(proxyRes: IncomingMessage, _req: IncomingMessage, 
   });
 }
 
-/** The upstream's raw header list (original case, repeated headers kept) minus the hop-by-hop ones. */
+/**
+ * The upstream's raw header list (original case, repeated headers kept) minus the hop-by-hop ones, in
+ * one pass over rawHeaders: reading proxyRes.headers would build a second, lower-cased copy of them all.
+ */
 function endToEndHeaders(proxyRes: IncomingMessage): string[] {
   const raw = proxyRes.rawHeaders;
-  const connection = proxyRes.headers.connection;
-  const listed = connection === undefined ? undefined : connectionListedHeaders(connection);
   const kept: string[] = [];
+  let listed: string[] | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (RESPONSE_HOP_HEADERS.has(name) || listed?.includes(name)) continue;
-    kept.push(raw[i]!, raw[i + 1]!);
+    if (name === 'connection') listed = connectionListedHeaders(raw[i + 1]!) ?? listed;
+    if (!RESPONSE_HOP_HEADERS.has(name)) kept.push(raw[i]!, raw[i + 1]!);
+  }
+  return listed ? withoutHeaders(kept, listed) : kept;
+}
+
+function withoutHeaders(pairs: string[], names: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < pairs.length; i += 2) {
+    if (!names.includes(pairs[i]!.toLowerCase())) kept.push(pairs[i]!, pairs[i + 1]!);
   }
   return kept;
 }

@@ -15,6 +15,17 @@ export interface HttpHandlerOptions {
 
 const NOT_FOUND_PAGE = htmlPage(404, 'homeport has no route for this host and path.');
 const NOT_FOUND_HEADERS = pageHeaders(NOT_FOUND_PAGE);
+const BAD_TARGET_PAGE = htmlPage(400, 'A request target must not contain a fragment (#).');
+const BAD_TARGET_HEADERS = pageHeaders(BAD_TARGET_PAGE);
+
+/**
+ * A fragment never belongs in a request target (RFC 9112 §3.2), but Node's parser accepts one and the
+ * forwarder's URL handling would silently drop it: `DELETE /dav/folder/#x` would reach the LAN service as
+ * `DELETE /dav/folder/` and delete the whole folder. Such a request is refused instead.
+ */
+function hasFragment(target: string): boolean {
+  return target.includes('#');
+}
 
 /** One access-log line: what a user needs to see who fetched what, how it ended and how long it took. */
 interface AccessEntry {
@@ -56,7 +67,10 @@ export function createHttpHandlers({ router, forwarder, logger }: HttpHandlerOpt
       if (!res.writableFinished) entry.aborted = true;
       logExchange(entry);
     });
-    if (route) {
+    if (hasFragment(req.url ?? '')) {
+      res.writeHead(400, BAD_TARGET_HEADERS);
+      res.end(BAD_TARGET_PAGE);
+    } else if (route) {
       forwarder.web(req, res, route, clientAddress);
     } else {
       res.writeHead(404, NOT_FOUND_HEADERS);
@@ -78,7 +92,10 @@ export function createHttpHandlers({ router, forwarder, logger }: HttpHandlerOpt
       if (status === 0) entry.aborted = true;
       logExchange(entry);
     });
-    if (route) {
+    if (hasFragment(req.url ?? '')) {
+      status = 400;
+      writeRawPage(socket, 400, BAD_TARGET_PAGE);
+    } else if (route) {
       forwarder.ws(req, socket, head, route, clientAddress, (sent) => (status = sent));
     } else {
       status = 404;
