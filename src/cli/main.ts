@@ -3,10 +3,11 @@ import { ConfigError } from '../config/problems.js';
 import { agentCommand } from './agent.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
+import { rendezvousCommand } from './rendezvous.js';
 import { statusCommand } from './status.js';
 import { versionCommand } from './version.js';
 
-const COMMANDS: Command[] = [agentCommand, statusCommand, demoCommand, versionCommand];
+const COMMANDS: Command[] = [agentCommand, rendezvousCommand, statusCommand, demoCommand, versionCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

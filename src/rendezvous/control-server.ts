@@ -1,0 +1,171 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from '../common/logger.js';
+import type { ListenAddress } from '../config/agent-types.js';
+import type { RendezvousAgentEntry } from '../config/rendezvous-types.js';
+import { formatAddress, normalizeIp } from './addresses.js';
+import { ControlSession, type SessionHost } from './control-session.js';
+import { listenOn } from './listen.js';
+import { TokenBuckets } from './rate-limit.js';
+import type { ProbeOutcome, Registry, RegistrationOutcome } from './registry.js';
+
+/** Guards against scanners and broken clients, per source IP. */
+export interface ControlLimits {
+  /** Time to complete hello → auth. */
+  handshakeTimeoutMs: number;
+  /** Failed handshakes (bad MAC, unknown agent, malformed frames, timeouts) an IP may have in a burst... */
+  failureBurst: number;
+  /** ...and how many it earns back per second. An IP with none left is refused at once, without work. */
+  failureRefillPerSecond: number;
+  /** Unfinished handshakes one IP may hold open at once. */
+  pendingPerIp: number;
+}
+
+export const DEFAULT_CONTROL_LIMITS: ControlLimits = {
+  handshakeTimeoutMs: 10_000,
+  failureBurst: 10,
+  failureRefillPerSecond: 1 / 6,
+  pendingPerIp: 256,
+};
+
+export interface ControlServerOptions {
+  agents: readonly RendezvousAgentEntry[];
+  registry: Registry;
+  heartbeatMs: number;
+  logger: Logger;
+  limits?: Partial<ControlLimits>;
+}
+
+export interface ControlServerEvents {
+  /** An agent authenticated; the registry is updated already. `serverIp`: the address it connected to. */
+  registered: [agent: string, outcome: RegistrationOutcome, serverIp: string | undefined];
+  /** An agent's connection ended (and no newer one replaced it). */
+  offline: [agent: string];
+}
+
+/**
+ * The control port agents connect to. Accepts, rate-limits and hands each connection to a ControlSession;
+ * keeps the one current session per agent (a new authenticated connection replaces the old one) and
+ * mirrors sessions into the registry. Nothing a peer sends can make it throw.
+ */
+export class ControlServer extends EventEmitter<ControlServerEvents> {
+  private readonly server: Server;
+  private readonly secrets: ReadonlyMap<string, string>;
+  private readonly current = new Map<string, ControlSession>();
+  private readonly all = new Set<ControlSession>();
+  private readonly pendingByIp = new Map<string, number>();
+  private readonly limits: ControlLimits;
+  private readonly failures: TokenBuckets;
+  /** At most one "refusing" line per IP per minute. */
+  private readonly refusalNotices = new TokenBuckets({ capacity: 1, refillPerSecond: 1 / 60 });
+  private readonly log: Logger;
+  private readonly host: SessionHost;
+  private stopping = false;
+
+  constructor(private readonly options: ControlServerOptions) {
+    super();
+    this.secrets = new Map(options.agents.map((agent) => [agent.name, agent.secret]));
+    this.limits = { ...DEFAULT_CONTROL_LIMITS, ...options.limits };
+    this.failures = new TokenBuckets({ capacity: this.limits.failureBurst, refillPerSecond: this.limits.failureRefillPerSecond });
+    this.log = options.logger.child({ component: 'control' });
+    this.host = {
+      secretOf: (agent) => this.secrets.get(agent),
+      heartbeatMs: options.heartbeatMs,
+      handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+      authenticated: (session) => this.authenticated(session),
+      heartbeat: (session) => options.registry.heartbeat(session.agent!),
+      handshakeFailed: (session, why) => this.handshakeFailed(session, why),
+      ended: (session, failure) => this.ended(session, failure),
+    };
+    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.server.on('error', (error) => this.log.error({ err: error.message }, 'control listener error'));
+  }
+
+  listen(address: ListenAddress): Promise<number> {
+    return listenOn(this.server, address, 'rendezvous.control');
+  }
+
+  /** Sends a reachability result to the agent's current session; false when it has none. */
+  sendProbe(agent: string, outcome: ProbeOutcome): boolean {
+    return this.current.get(agent)?.sendProbe(outcome) ?? false;
+  }
+
+  /** Agents with an authenticated connection. */
+  get online(): number {
+    return this.current.size;
+  }
+
+  /** Stops accepting and closes every session (with FIN: the agents reconnect to the next instance). */
+  close(): Promise<void> {
+    this.stopping = true;
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const session of this.all) session.close('the rendezvous is stopping');
+    });
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => undefined); // reported through the session's 'close'; must never be unhandled
+    const ip = normalizeIp(socket.remoteAddress ?? '');
+    if (ip === undefined) return void socket.destroy();
+    const pending = this.pendingByIp.get(ip) ?? 0;
+    if (!this.failures.has(ip) || pending >= this.limits.pendingPerIp) {
+      if (this.refusalNotices.take(ip)) {
+        const why = pending >= this.limits.pendingPerIp ? `${pending} unfinished handshakes` : 'too many failed handshakes';
+        this.log.warn({ ip }, `refusing control connections from ${ip} for a while: ${why}`);
+      }
+      return void socket.destroy();
+    }
+    this.pendingByIp.set(ip, pending + 1);
+    this.all.add(new ControlSession(socket, ip, this.host));
+  }
+
+  private settlePending(ip: string): void {
+    const left = (this.pendingByIp.get(ip) ?? 1) - 1;
+    if (left > 0) this.pendingByIp.set(ip, left);
+    else this.pendingByIp.delete(ip);
+  }
+
+  private authenticated(session: ControlSession): void {
+    const agent = session.agent!;
+    const { auth } = session.registration!;
+    this.settlePending(session.observed.ip);
+    const previous = this.current.get(agent);
+    this.current.set(agent, session);
+    if (previous) {
+      this.log.info({ agent, old: formatAddress(previous.observed), new: formatAddress(session.observed) },
+        `${agent} reconnected; its previous connection from ${formatAddress(previous.observed)} is replaced and closed (a ghost if that NAT mapping is gone)`);
+      previous.close('replaced by a newer connection of the same agent');
+    }
+    const outcome = this.options.registry.register(agent, {
+      observed: session.observed,
+      fingerprint: auth.fingerprint,
+      ...(auth.publicHost !== undefined ? { publicHost: auth.publicHost } : {}),
+    });
+    this.log.info({ agent, observed: formatAddress(session.observed), listenPort: auth.listenPort, publicHost: auth.publicHost }, 'agent registered');
+    if (outcome.previousAddress) {
+      const change = `${formatAddress(outcome.previousAddress)} → ${formatAddress(session.observed)}`;
+      this.log.info({ agent, old: formatAddress(outcome.previousAddress), new: formatAddress(session.observed), addressChanges: outcome.record.addressChanges }, `public address of ${agent} changed: ${change}`);
+    }
+    this.emit('registered', agent, outcome, session.serverIp);
+  }
+
+  private handshakeFailed(session: ControlSession, why: string): void {
+    if (this.stopping) return;
+    const { ip, port } = session.observed;
+    // Logged while the IP still has failures to spend: a scanner costs a bounded number of lines.
+    if (this.failures.take(ip)) this.log.warn({ ip, port, agent: session.agent, reason: why }, 'control connection refused');
+  }
+
+  private ended(session: ControlSession, failure: string | undefined): void {
+    this.all.delete(session);
+    if (!session.registration) return this.settlePending(session.observed.ip);
+    const agent = session.registration.agent;
+    if (this.current.get(agent) !== session) return;
+    this.current.delete(agent);
+    this.options.registry.markOffline(agent);
+    // one line per agent at shutdown would flood the log of a busy rendezvous
+    this.log[this.stopping ? 'debug' : failure ? 'warn' : 'info']({ agent, observed: formatAddress(session.observed), reason: failure ?? 'closed by the agent' }, 'agent offline');
+    this.emit('offline', agent);
+  }
+}

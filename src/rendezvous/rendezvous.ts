@@ -1,0 +1,112 @@
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:https';
+import { join } from 'node:path';
+import type { Logger } from '../common/logger.js';
+import { formatHostPort } from '../config/address.js';
+import { ConfigError } from '../config/problems.js';
+import type { RendezvousConfig } from '../config/rendezvous-types.js';
+import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
+import { AddressAllowList, formatAddress } from './addresses.js';
+import { ControlServer, type ControlLimits } from './control-server.js';
+import { listenOn } from './listen.js';
+import { ProbeScheduler, type ProbeFunction, type ProbeResult, type ProbeTarget } from './prober.js';
+import { Registry, type AgentRecord } from './registry.js';
+import { createWebServer } from './web.js';
+
+export interface RunningRendezvous {
+  /** Ports actually bound (they differ from the config when it asked for port 0). */
+  readonly controlPort: number;
+  readonly httpPort: number;
+  readonly registry: Registry;
+  readonly certificates: CertificateSource;
+  /** SIGHUP: re-read the certificate files. */
+  reload(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Knobs for tests and benchmarks; the config file has the user-facing ones. */
+export interface RendezvousOptions {
+  controlLimits?: Partial<ControlLimits>;
+  probe?: ProbeFunction;
+  registryWriteDelayMs?: number;
+}
+
+/** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users. */
+export async function startRendezvous(config: RendezvousConfig, logger: Logger, options: RendezvousOptions = {}): Promise<RunningRendezvous> {
+  const settings = config.rendezvous;
+  await mkdir(settings.stateDir, { recursive: true, mode: 0o700 });
+  const registry = await Registry.open({
+    file: join(settings.stateDir, 'registry.json'),
+    agents: config.agents.map((agent) => agent.name),
+    logger,
+    ...(options.registryWriteDelayMs !== undefined ? { writeDelayMs: options.registryWriteDelayMs } : {}),
+  });
+  const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
+    throw error instanceof TlsSetupError ? new ConfigError([error.message]) : error;
+  });
+  const control = new ControlServer({ agents: config.agents, registry, heartbeatMs: settings.heartbeatMs, logger, ...(options.controlLimits ? { limits: options.controlLimits } : {}) });
+  const reportReachability = (agent: string, target: ProbeTarget, result: ProbeResult): void => {
+    const before = registry.get(agent)?.reachability;
+    if (!registry.recordReachability(agent, { address: target.address, fingerprint: target.fingerprint }, result)) return;
+    const after = registry.get(agent)!.reachability;
+    const changed = before?.state !== after.state || before.reason !== after.reason;
+    logger[changed ? 'info' : 'debug']({ component: 'prober', agent, address: formatAddress(target.address), ...after, detail: result.detail },
+      `${agent} is ${after.state}${after.reason ? `: ${after.reason}` : ''}`);
+    control.sendProbe(agent, result);
+  };
+  const prober = new ProbeScheduler({
+    intervalMs: settings.probeIntervalMs,
+    timeoutMs: settings.probeTimeoutMs,
+    logger,
+    ...(options.probe ? { probe: options.probe } : {}),
+    onResult: reportReachability,
+  });
+  control.on('registered', (agent, { record }, serverIp) => prober.checkNow(agent, probeTarget(record, serverIp)));
+  control.on('offline', (agent) => prober.stop(agent));
+  const web = createWebServer({
+    certificates,
+    directory: { lookup: (name) => registry.get(name), allow: new AddressAllowList(settings.redirectAllow) },
+    logger,
+  });
+
+  const close = async (): Promise<void> => {
+    prober.close();
+    await Promise.all([control.close(), closeWeb(web)]);
+    certificates.close();
+    await registry.close();
+  };
+  let controlPort: number;
+  let httpPort: number;
+  try {
+    controlPort = await control.listen(settings.control);
+    httpPort = await listenOn(web, settings.http, 'rendezvous.http');
+  } catch (error) {
+    await close();
+    throw new Error(`${config.file}: ${(error as Error).message}`);
+  }
+  logger.info({
+    control: formatHostPort({ host: settings.control.host, port: controlPort }),
+    http: formatHostPort({ host: settings.http.host, port: httpPort }),
+    controlPort,
+    httpPort,
+    agents: config.agents.length,
+  }, 'rendezvous listening');
+  return { controlPort, httpPort, registry, certificates, reload: () => certificates.reload(), close };
+}
+
+function probeTarget(record: Readonly<AgentRecord>, sourceIp: string | undefined): ProbeTarget {
+  return {
+    address: record.publicAddress!,
+    fingerprint: record.fingerprint!,
+    ...(record.publicHost !== undefined ? { publicHost: record.publicHost } : {}),
+    ...(sourceIp !== undefined ? { sourceIp } : {}),
+  };
+}
+
+function closeWeb(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,137 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../common/logger.js';
+import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
+import type { CertificateSource } from '../tls/certificates.js';
+import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
+import { normalizeIp, urlHost, type AddressAllowList } from './addresses.js';
+import type { AgentRecord } from './registry.js';
+
+export interface WebRequest {
+  method: string;
+  /** The raw request target as received ("/go/home/a%20b?x=1"). */
+  url: string;
+  /** Normalised client IP. */
+  clientIp: string;
+}
+
+export interface WebResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** For the log line: which agent, and why the answer is what it is. */
+  agent?: string;
+  why?: string;
+}
+
+export interface RedirectDirectory {
+  /** The record of a configured agent, undefined for any other name. */
+  lookup(name: string): Readonly<AgentRecord> | undefined;
+  /** `redirectAllow`: clients outside it are told nothing, not even which agents exist. */
+  allow: AddressAllowList;
+}
+
+const GO_PATH = /^\/go\/([^/]*)(?:\/(.*))?$/s;
+
+/**
+ * Pure: what the rendezvous answers a user. `/go/<agent>/<rest>?<query>` redirects to the agent's
+ * public address with rest and query kept byte for byte; only configured agents that are online are
+ * targets, and the Location's scheme, host and port come from the registry alone.
+ */
+export function answerWebRequest(request: WebRequest, directory: RedirectDirectory): WebResponse {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    return { ...page(405, 'Method not allowed', 'Only GET and HEAD are served here.'), headers: { ...HTML_HEADERS, allow: 'GET, HEAD' } };
+  }
+  const queryAt = request.url.indexOf('?');
+  const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
+  if (path === '/healthz') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body: 'ok\n' };
+  if (path === '/') return page(200, 'homeport rendezvous', 'Links to a home look like <code>/go/&lt;name&gt;/</code>.');
+  const match = GO_PATH.exec(path);
+  if (!match) return NOT_FOUND;
+  const name = match[1]!;
+  const record = AGENT_NAME_PATTERN.test(name) && directory.allow.allows(request.clientIp) ? directory.lookup(name) : undefined;
+  // Same answer for "no such agent" and "not for you": a scanner learns nothing from it.
+  if (!record) return { ...NOT_FOUND, agent: name, why: directory.allow.allows(request.clientIp) ? 'unknown agent' : 'client not in redirectAllow' };
+  const unavailable = whyUnavailable(record);
+  if (unavailable !== undefined) return { ...page(503, `${name} is not available`, escapeHtml(unavailable)), agent: name, why: unavailable };
+  const location = redirectLocation(record, match[2] ?? '', queryAt < 0 ? undefined : request.url.slice(queryAt + 1));
+  if (location === undefined) return { ...NOT_FOUND, agent: name, why: 'location would leave the agent' };
+  return { status: 302, headers: { location, 'cache-control': 'no-store', 'content-length': '0' }, body: '', agent: name, why: 'redirect' };
+}
+
+/** Why an agent cannot be a target now, in words for the 503 page; undefined when it can. */
+export function whyUnavailable(record: Readonly<AgentRecord>): string | undefined {
+  if (!record.publicAddress) return `${record.name} has not connected to the rendezvous yet.`;
+  if (!record.online) return `${record.name} is offline since ${record.offlineSince ?? 'the rendezvous started'}.`;
+  const { state, reason, checkedAt } = record.reachability;
+  if (state === 'unreachable') return `${record.name} is unreachable: ${reason ?? 'unknown reason'} (checked at ${checkedAt ?? 'an unknown time'}).`;
+  // "unknown" means a check is under way: redirect at once, so a new address is used without delay.
+  return undefined;
+}
+
+/**
+ * https://<publicHost or ip>:<port>/<rest>?<query>. Rest and query keep their percent-encoding; anything
+ * outside printable ASCII, and the backslash some clients read as "/", is percent-encoded, so the header
+ * is valid and means the same to every client. The result is checked to point at the agent's host.
+ */
+export function redirectLocation(record: Readonly<AgentRecord>, rest: string, query: string | undefined): string | undefined {
+  const address = record.publicAddress;
+  if (!address) return undefined;
+  const origin = `https://${urlHost(record.publicHost ?? address.ip)}:${address.port}`;
+  const location = `${origin}/${encodeUnsafe(rest)}${query === undefined ? '' : `?${encodeUnsafe(query)}`}`;
+  return URL.canParse(location) && new URL(location).host === new URL(origin).host ? location : undefined;
+}
+
+function encodeUnsafe(text: string): string {
+  // Node hands the request target over as latin1: each char below 256 is one byte of the original.
+  return text.replace(/[^\x21-\x5b\x5d-\x7e]/g, (char) => {
+    const code = char.charCodeAt(0);
+    return code < 256 ? `%${code.toString(16).toUpperCase().padStart(2, '0')}` : encodeURIComponent(char);
+  });
+}
+
+const HTML_HEADERS = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+
+function page(status: number, title: string, htmlText: string): WebResponse {
+  const body = `<!doctype html>\n<html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>\n<body><h1>${escapeHtml(title)}</h1><p>${htmlText}</p></body></html>\n`;
+  return { status, headers: HTML_HEADERS, body };
+}
+
+const NOT_FOUND = page(404, 'Not found', 'There is nothing here.');
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
+}
+
+export interface WebServerOptions {
+  certificates: CertificateSource;
+  directory: RedirectDirectory;
+  logger: Logger;
+}
+
+/** The HTTPS server users reach; a thin shell around answerWebRequest. Call listen() on it. */
+export function createWebServer({ certificates, directory, logger }: WebServerOptions): Server {
+  const log = logger.child({ component: 'web' });
+  const server = createServer({
+    ...TLS_SERVER_OPTIONS,
+    ...certificates.current(),
+    handshakeTimeout: 10_000,
+    headersTimeout: 10_000,
+    requestTimeout: 15_000,
+    keepAliveTimeout: 5_000,
+  }, (req: IncomingMessage, res: ServerResponse) => {
+    const clientIp = normalizeIp(req.socket.remoteAddress ?? '') ?? 'unknown';
+    const answer = answerWebRequest({ method: req.method ?? 'GET', url: req.url ?? '/', clientIp }, directory);
+    if (answer.agent !== undefined) {
+      log[answer.status === 404 ? 'debug' : 'info']({ agent: answer.agent, client: clientIp, status: answer.status, why: answer.why }, 'redirect request');
+    }
+    res.writeHead(answer.status, answer.headers);
+    res.end(req.method === 'HEAD' ? undefined : answer.body);
+  });
+  const onChange = (): void => server.setSecureContext({ ...TLS_SERVER_OPTIONS, ...certificates.current() });
+  certificates.on('change', onChange);
+  server.on('close', () => certificates.off('change', onChange));
+  // a client that breaks off a handshake is no server problem
+  server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
+  return server;
+}

@@ -1,0 +1,145 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { skipReason, startLab, type Lab, type LabChild } from './lab.js';
+import { homeport, startMedia, waitForOutput, writeLabConfigs, type LabSetup } from './homeport.js';
+
+const skip = skipReason();
+const MOVIE = randomBytes(8 * 1024 * 1024);
+const MOVIE_SHA = createHash('sha256').update(MOVIE).digest('hex');
+
+interface Fetched { code: string; location: string; sha: string; body: string }
+/** The last answer curl gave, for the message of a test that times out. */
+let lastAnswer = '';
+
+/** curl from the remote client's namespace, through its NAT and the lab's "internet". */
+async function curlFromRemote(lab: Lab, setup: LabSetup, url: string, follow: boolean): Promise<Fetched> {
+  const out = join(setup.dir, `curl-${randomBytes(4).toString('hex')}.out`);
+  const args = ['curl', '-sS', '--cacert', setup.bundle, '--max-time', '10', '-o', out, '-w', '%{http_code} %{redirect_url}'];
+  const result = await lab.exec('remote', [...args, ...(follow ? ['-L'] : []), url]).catch((error: Error) => ({ stdout: `failed ${error.message}` }));
+  const [code = '', location = ''] = result.stdout.trim().split(' ');
+  const body = await readFile(out).catch(() => Buffer.alloc(0));
+  const fetched = { code, location, sha: createHash('sha256').update(body).digest('hex'), body: body.toString('latin1').slice(0, 2000) };
+  lastAnswer = `${url}: ${result.stdout.trim()} ${fetched.body.slice(0, 300)}`;
+  return fetched;
+}
+
+async function until<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await attempt();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; last answer: ${lastAnswer}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function startPrograms(lab: Lab, allow: string[]): Promise<{ setup: LabSetup; rendezvous: LabChild; agent: LabChild }> {
+  const moviePath = join((await writeLabConfigs(lab, 1)).dir, 'movie.bin');
+  await writeFile(moviePath, MOVIE);
+  const mediaPort = await startMedia(lab, moviePath);
+  const setup = await writeLabConfigs(lab, mediaPort, { allow });
+  const rendezvous = homeport(lab, 'wan', ['rendezvous', '--config', setup.rendezvousConfig]);
+  await waitForOutput(rendezvous, /listening/);
+  const agent = homeport(lab, 'home', ['agent', '--config', setup.agentConfig]);
+  await waitForOutput(agent, /registered with the rendezvous/);
+  const cas = await Promise.all([join(setup.dir, 'rv-certs', 'ca.pem'), join(setup.dir, 'agent-certs', 'ca.pem')].map((f) => readFile(f, 'utf8')));
+  await writeFile(setup.bundle, cas.join(''));
+  return { setup, rendezvous, agent };
+}
+
+describe('full-cone home: the punched port, the redirect, router reboots', { skip }, () => {
+  let lab: Lab;
+  let setup: LabSetup;
+  let rendezvous: LabChild;
+  let agent: LabChild;
+  let go: string;
+
+  before(async () => {
+    lab = await startLab({ home: 'fc', remote: 'prc' });
+    ({ setup, rendezvous, agent } = await startPrograms(lab, []));
+    go = `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`;
+  });
+  after(() => lab?.down());
+
+  test('a remote client outside the whitelist is closed; once added it follows the redirect and downloads intact', async () => {
+    const redirect = await until('reachable redirect', 10_000, async () => {
+      const answer = await curlFromRemote(lab, setup, go, false);
+      return answer.code === '302' ? answer : undefined;
+    });
+    assert.match(redirect.location, new RegExp(`^https://${lab.addresses.homeRouterWan.replaceAll('.', '\\.')}:2\\d{4}/movie\\.bin$`));
+    const refused = await curlFromRemote(lab, setup, go, true);
+    assert.notEqual(refused.code, '200', 'the home port must refuse a client outside the whitelist');
+    assert.match(agent.output(), new RegExp(`denied[^\\n]*${lab.addresses.remoteRouterWan.replaceAll('.', '\\.')}|${lab.addresses.remoteRouterWan.replaceAll('.', '\\.')}[^\\n]*denied`));
+
+    await writeFile(join(setup.dir, 'agent-state', 'whitelist.json'), JSON.stringify({ version: 1, entries: [{ cidr: `${lab.addresses.remoteRouterWan}/32`, note: 'remote' }] }));
+    const fetched = await until('download after whitelisting', 5_000, async () => {
+      const answer = await curlFromRemote(lab, setup, go, true);
+      return answer.code === '200' ? answer : undefined;
+    });
+    assert.equal(fetched.sha, MOVIE_SHA);
+  });
+
+  async function recoverAfter(change: () => Promise<unknown>): Promise<{ ms: number; location: string }> {
+    const before = (await curlFromRemote(lab, setup, go, false)).location;
+    const started = Date.now();
+    await change();
+    const location = await until('redirect to a new working address', 15_000, async () => {
+      const answer = await curlFromRemote(lab, setup, go, false);
+      return answer.code === '302' && answer.location !== before ? answer.location : undefined;
+    });
+    const ms = Date.now() - started;
+    const fetched = await curlFromRemote(lab, setup, go, true);
+    assert.equal(fetched.code, '200');
+    assert.equal(fetched.sha, MOVIE_SHA);
+    return { ms, location };
+  }
+
+  test('router reboot (new port allocation): the new mapping is found, the redirect follows, the download works', async (t) => {
+    const { ms, location } = await recoverAfter(() => lab.rebootRouter('home-router'));
+    t.diagnostic(`recovered in ${ms} ms with a 1 s heartbeat; now ${location}`);
+    assert.match(location, /:2[5-9]\d{3}\//, 'a port from the second boot range');
+    assert.match(agent.output(), /public address changed/);
+  });
+
+  test('new WAN address: the redirect follows it and the rendezvous expires the ghost connection', async (t) => {
+    const { ms, location } = await recoverAfter(() => lab.rebootRouter('home-router', { newWanAddress: '198.51.100.3' }));
+    t.diagnostic(`recovered in ${ms} ms; now ${location}`);
+    assert.match(location, /^https:\/\/198\.51\.100\.3:/);
+    await waitForOutput(rendezvous, /(ghost|replaced|dead|silent)/i, 5_000);
+  });
+
+  test('the rendezvous restarted: the agent re-registers by itself', async () => {
+    await rendezvous.stop();
+    const from = agent.output().length;
+    rendezvous = homeport(lab, 'wan', ['rendezvous', '--config', setup.rendezvousConfig]);
+    await waitForOutput(rendezvous, /listening/);
+    await waitForOutput(agent, /registered with the rendezvous/, 40_000, from);
+    const fetched = await until('download after the restart', 10_000, async () => {
+      const answer = await curlFromRemote(lab, setup, go, true);
+      return answer.code === '200' ? answer : undefined;
+    });
+    assert.equal(fetched.sha, MOVIE_SHA);
+  });
+});
+
+describe('port-restricted home: unreachable, said plainly', { skip }, () => {
+  let lab: Lab;
+  let setup: LabSetup;
+  before(async () => {
+    lab = await startLab({ home: 'prc', remote: 'prc' });
+    ({ setup } = await startPrograms(lab, ['192.0.2.0/24']));
+  });
+  after(() => lab?.down());
+
+  test('the reachability check says unreachable and the redirect answers 503 with the reason', async () => {
+    const go = `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`;
+    const answer = await until('503 with a reason', 15_000, async () => {
+      const fetched = await curlFromRemote(lab, setup, go, false);
+      return fetched.code === '503' && /timeout|timed out/i.test(fetched.body) ? fetched : undefined;
+    });
+    assert.match(answer.body, /unreachable/i);
+  });
+});
