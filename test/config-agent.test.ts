@@ -89,7 +89,7 @@ target = "ftp://nas"
 headers = "soon"
 `);
   const expected = [
-    /^\/etc\/homeport\/agent\.toml: agent\.name "my home" must be letters, digits and dashes/,
+    /^\/etc\/homeport\/agent\.toml: agent\.name "my home" must be lower-case letters, digits and dashes/,
     /^\/etc\/homeport\/agent\.toml: agent\.listen .*port 99999 is outside 0-65535/,
     /agent\.colour is not a known key; known keys here: name, listen, stateDir/,
     /tls\.mode "acme2" is not one of "selfsigned", "files"/,

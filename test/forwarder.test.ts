@@ -1,11 +1,12 @@
 import { test, before, after } from 'node:test';
+import { captureLogs, type LogLine } from './helpers/logs.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer } from 'node:net';
-import { Readable, Writable, type Duplex } from 'node:stream';
-import { pino, type Logger } from 'pino';
+import { Readable, type Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 import { generate } from 'selfsigned';
 import { DEFAULT_TIMEOUTS, type RouteConfig } from '../src/config/agent-types.js';
 import { compileRoutes } from '../src/agent/router.js';
@@ -21,7 +22,6 @@ const RESPONSE_TIMEOUT_MS = 300;
 /** A forwarding bug shows up as a stalled stream: fail the test instead of hanging the run. */
 const NO_HANG = { timeout: 15_000 };
 
-type LogLine = Record<string, unknown>;
 
 /** Lets the SSE test pace the upstream: it sends the next event only after the client saw the last. */
 class Pacer {
@@ -184,17 +184,6 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
-function captureLogs(): { logs: LogLine[]; logger: Logger } {
-  const logs: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return { logs, logger: pino({ level: 'info', base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, sink) };
-}
-
 /** The agent's HTTP layer as the pipeline mounts it, on plain HTTP. */
 async function startProxy(routes: RouteConfig[], logger: Logger): Promise<{ server: Server; port: number; forwarder: Forwarder }> {
   const forwarder = createForwarder({
@@ -233,7 +222,7 @@ before(async () => {
     route('insecure.test', '/', `https://127.0.0.1:${tlsPort}`, true),
     route('strict.test', '/', `https://127.0.0.1:${tlsPort}`, false),
   ];
-  const { logs, logger } = captureLogs();
+  const { lines: logs, logger } = captureLogs('info');
   const proxy = await startProxy(routes, logger);
   fx = {
     proxyPort: proxy.port,

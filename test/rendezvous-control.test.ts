@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
+import { captureLogs } from './helpers/logs.js';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, afterEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
-import { pino } from 'pino';
 import { parseRendezvousConfig } from '../src/config/rendezvous.js';
 import { FramedConnection } from '../src/protocol/channel.js';
 import { encodeFrame } from '../src/protocol/framing.js';
@@ -30,17 +29,6 @@ async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'hp-control-'));
   scratch.push(dir);
   return dir;
-}
-
-function capture(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), lines };
 }
 
 /** The agent side of the protocol, as a test drives it: raw access to every step. */
@@ -120,7 +108,7 @@ interface ServerFixture {
 }
 
 async function startControl(options: { heartbeatMs?: number; limits?: Partial<ControlLimits> } = {}): Promise<ServerFixture> {
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLogs();
   const registry = await Registry.open({ file: join(await tempDir(), 'registry.json'), agents: ['home', 'cabin'], logger });
   const control = new ControlServer({
     agents: [{ name: 'home', secret: SECRET }, { name: 'cabin', secret: 'cabin-secret-0123456789' }],
@@ -294,7 +282,7 @@ describe('control server', { timeout: 30_000 }, () => {
 describe('rendezvous end to end', { timeout: 30_000 }, () => {
   test('register from the punched port, get probed through it, redirect to it; a closed port turns into 503 "refused"', async () => {
     const dir = await tempDir();
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLogs();
     const config = parseRendezvousConfig(`
 [rendezvous]
 control = "127.0.0.1:0"

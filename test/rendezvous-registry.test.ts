@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
+import { captureLogs } from './helpers/logs.js';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { parseRegistry, Registry, serializeRegistry, type AgentRecord } from '../src/rendezvous/registry.js';
 
 const FP_A = Array.from({ length: 32 }, () => 'AA').join(':');
@@ -21,19 +20,8 @@ async function registryFile(): Promise<string> {
   return join(dir, 'state', 'registry.json');
 }
 
-function capture(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, sink), lines };
-}
-
 /** A registry on a clock the test moves: `at(seconds)` sets the time to T0 + seconds. */
-async function openAt(file: string, agents = ['home', 'cabin'], logger = capture().logger) {
+async function openAt(file: string, agents = ['home', 'cabin'], logger = captureLogs().logger) {
   let nowMs = T0;
   const registry = await Registry.open({ file, agents, logger, now: () => new Date(nowMs), writeDelayMs: 10 });
   return { registry, at: (seconds: number) => { nowMs = T0 + seconds * 1000; } };
@@ -129,7 +117,7 @@ test('a restart restores the last known state, offline until each agent reconnec
   first.registry.register('retired', { observed: { ip: '192.0.2.1', port: 1 }, fingerprint: FP_A });
   await first.registry.close(); // "home" was still online when the rendezvous stopped
 
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLogs();
   const second = await openAt(file, ['home', 'cabin', 'newcomer'], logger);
   const home = second.registry.get('home')!;
   assert.equal(home.online, false);
@@ -154,7 +142,7 @@ test('a damaged registry.json is reported and the registry starts empty', async 
     const first = await openAt(file);
     await first.registry.close();
     await writeFile(file, text);
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLogs();
     const { registry } = await openAt(file, ['home'], logger);
     assert.deepEqual(registry.get('home'), { name: 'home', online: false, reachability: { state: 'unknown' }, addressChanges: 0 });
     assert.ok(lines.some((line) => line.level === 40 && /registry not restored, starting empty/.test(String(line.msg))), text);

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
+import { captureLogs } from './helpers/logs.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
 import { pino } from 'pino';
 import { generate } from 'selfsigned';
-import type { Logger } from '../src/common/logger.js';
 import { TlsSetupError, openCertificateSource, type CertificateSource } from '../src/tls/certificates.js';
 import { certificateWarnings } from '../src/tls/files.js';
 import { TLS_SERVER_OPTIONS, createSecureContext } from '../src/tls/server-options.js';
@@ -40,17 +39,6 @@ async function filesConfig(pems: Pems) {
 async function replaceFile(file: string, text: string): Promise<void> {
   await writeFile(`${file}.new`, text);
   await rename(`${file}.new`, file);
-}
-
-function capturingLogger(): { logger: Logger; lines: Array<{ level: number; msg: string; err?: { message: string } }> } {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
 }
 
 /** An echo server wired like the agent: per-socket SecureContext, swapped when the source changes. */
@@ -161,7 +149,7 @@ describe('certificate files', () => {
 
   test('a bad new file is logged and the previous certificate kept', async () => {
     const config = await filesConfig(first);
-    const { logger, lines } = capturingLogger();
+    const { logger, lines } = captureLogs('info');
     const source = await openCertificateSource(config, logger, { watchDebounceMs: 60_000 });
     const original = source.current();
     let changes = 0;

@@ -1,4 +1,5 @@
-import type { Logger } from '../common/logger.js';
+import { createLogger, flushLogger, type Logger } from '../common/logger.js';
+import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 
 export interface Daemon {
   reload(): Promise<void>;
@@ -31,4 +32,35 @@ export function runUntilSignal(daemon: Daemon, logger: Logger): Promise<void> {
     process.on('SIGINT', onStop);
     process.on('SIGTERM', onStop);
   });
+}
+
+export interface DaemonSpec<C extends { log: { level: string } }> {
+  name: string;
+  summary: string;
+  help: string;
+  load(file: string): Promise<C>;
+  start(config: C, logger: Logger): Promise<Daemon & { certificates: { describe(): string[] } }>;
+}
+
+/** A program command (`agent`, `rendezvous`): --config, start, print the certificate lines, run until a signal. */
+export function daemonCommand<C extends { log: { level: string } }>(spec: DaemonSpec<C>): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    help: spec.help,
+    async run(argv) {
+      const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' } });
+      if (values.help) {
+        console.log(spec.help);
+        return EXIT.ok;
+      }
+      const config = await spec.load(requireConfigFlag(values.config));
+      const logger = createLogger({ level: config.log.level });
+      const daemon = await spec.start(config, logger);
+      for (const line of daemon.certificates.describe()) logger.info(line);
+      await runUntilSignal(daemon, logger);
+      flushLogger(logger);
+      return EXIT.ok;
+    },
+  };
 }

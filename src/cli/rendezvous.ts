@@ -1,10 +1,8 @@
-import { createLogger, flushLogger } from '../common/logger.js';
 import { loadRendezvousConfig } from '../config/rendezvous.js';
 import { startRendezvous } from '../rendezvous/rendezvous.js';
-import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
-import { runUntilSignal } from './daemon.js';
+import { daemonCommand } from './daemon.js';
 
-export const rendezvousCommand: Command = {
+export const rendezvousCommand = daemonCommand({
   name: 'rendezvous',
   summary: 'run the public server: agents register their punched address, users get redirected to it',
   help: `Usage: homeport rendezvous --config <rendezvous.toml>
@@ -20,18 +18,6 @@ Options:
   -h, --help            show this help
 
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`,
-  async run(argv) {
-    const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' } });
-    if (values.help) {
-      console.log(this.help);
-      return EXIT.ok;
-    }
-    const config = await loadRendezvousConfig(requireConfigFlag(values.config));
-    const logger = createLogger({ level: config.log.level });
-    const rendezvous = await startRendezvous(config, logger);
-    for (const line of rendezvous.certificates.describe()) logger.info(line);
-    await runUntilSignal(rendezvous, logger);
-    flushLogger(logger);
-    return EXIT.ok;
-  },
-};
+  load: loadRendezvousConfig,
+  start: startRendezvous,
+});

@@ -1,40 +1,19 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { parseCidr } from '../agent/whitelist/cidr.js';
+import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js';
 import { validateCronExpression } from 'cron';
 import {
   DEFAULT_HEARTBEAT_MS, DEFAULT_REREGISTER, DEFAULT_TIMEOUTS, MIN_SECRET_LENGTH,
-  type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type TlsConfig, type WhitelistEntrySpec,
+  type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
 } from './agent-types.js';
 import { ConfigError, Problems } from './problems.js';
-import { TableReader, describe, isTable, type Table } from './fields.js';
-
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
+import { TableReader, describe, isTable } from './fields.js';
 
 /** Reads, parses and validates an agent config file; throws ConfigError listing every problem. */
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   return parseAgentConfig(await readConfigText(file), file);
-}
-
-export async function readConfigText(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist; pass the right path with --config' : `cannot be read (${code ?? String(error)})`;
-    throw new ConfigError([`${file}: ${why}`]);
-  }
-}
-
-export function parseTomlTable(text: string, file: string): Table {
-  try {
-    return parseToml(text) as Table;
-  } catch (error) {
-    const message = (error as Error).message.split('\n')[0];
-    throw new ConfigError([`${file}: is not valid TOML: ${message}`]);
-  }
 }
 
 /** Pure: config text → validated AgentConfig. Relative paths are taken from the config file's folder. */
@@ -47,8 +26,8 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
   const agentTable = root.child('agent');
   agentTable.rejectUnknown(['name', 'listen', 'stateDir']);
   const name = agentTable.string('name', 'home');
-  if (name !== undefined && !/^[a-z0-9][a-z0-9-]{0,62}$/i.test(name)) {
-    problems.add('agent.name', `"${name}" must be letters, digits and dashes (it appears in URLs)`);
+  if (name !== undefined && !AGENT_NAME_PATTERN.test(name)) {
+    problems.add('agent.name', `"${name}" must be lower-case letters, digits and dashes, at most 63 (it appears in URLs)`);
   }
   const listenText = agentTable.string('listen', '0.0.0.0:25305');
   const listen = listenText === undefined ? undefined : parseHostPort(listenText, { allowPortZero: true });
@@ -75,28 +54,6 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
     log: { level: level! },
     ...(rendezvous ? { rendezvous } : {}),
   };
-}
-
-function readTls(table: TableReader, baseDir: string, stateDir: string): TlsConfig | undefined {
-  table.rejectUnknown(['mode', 'certDir', 'hostnames', 'certFile', 'keyFile']);
-  const mode = table.oneOf('mode', ['selfsigned', 'files'] as const, 'selfsigned');
-  const certDir = resolve(baseDir, table.optionalString('certDir') ?? resolve(stateDir, 'certs'));
-  const hostnames = table.stringArray('hostnames', ['localhost', '127.0.0.1', '::1']);
-  hostnames.forEach((host, index) => {
-    if (!isHostnameOrIp(host)) {
-      table.problems.add(`${table.key('hostnames')}[${index}]`, `"${host}" is not a host name or IP address`);
-    }
-  });
-  if (mode === 'files') {
-    const certFile = table.string('certFile');
-    const keyFile = table.string('keyFile');
-    if (certFile === undefined || keyFile === undefined) return undefined;
-    return { mode, certDir, hostnames, certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile) };
-  }
-  for (const key of ['certFile', 'keyFile']) {
-    if (table.table[key] !== undefined) table.problems.add(table.key(key), 'is only used with mode = "files"; remove it or set mode = "files"');
-  }
-  return mode === undefined ? undefined : { mode, certDir, hostnames };
 }
 
 function readWhitelist(table: TableReader): WhitelistEntrySpec[] {

@@ -2,9 +2,9 @@ import { dirname, resolve } from 'node:path';
 import { formatDuration } from '../common/duration.js';
 import { AGENT_NAME_PATTERN, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
 import { parseCidrText } from '../rendezvous/addresses.js';
-import { isHostnameOrIp, parseHostPort } from './address.js';
-import type { ListenAddress, TlsConfig } from './agent-types.js';
-import { LOG_LEVELS, parseTomlTable, readConfigText } from './agent.js';
+import { parseHostPort } from './address.js';
+import type { ListenAddress } from './agent-types.js';
+import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
 import { RENDEZVOUS_DEFAULTS, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings } from './rendezvous-types.js';
@@ -76,28 +76,6 @@ function readListen(table: TableReader, name: string, fallback: string): ListenA
 }
 
 /** The same [tls] table as the agent's: the rendezvous serves HTTPS from the same certificate sources. */
-function readTls(table: TableReader, baseDir: string, stateDir: string): TlsConfig | undefined {
-  table.rejectUnknown(['mode', 'certDir', 'hostnames', 'certFile', 'keyFile']);
-  const mode = table.oneOf('mode', ['selfsigned', 'files'] as const, 'selfsigned');
-  const certDir = resolve(baseDir, table.optionalString('certDir') ?? resolve(stateDir, 'certs'));
-  const hostnames = table.stringArray('hostnames', ['localhost', '127.0.0.1', '::1']);
-  hostnames.forEach((host, index) => {
-    if (!isHostnameOrIp(host)) {
-      table.problems.add(`${table.key('hostnames')}[${index}]`, `"${host}" is not a host name or IP address`);
-    }
-  });
-  if (mode === 'files') {
-    const certFile = table.string('certFile');
-    const keyFile = table.string('keyFile');
-    if (certFile === undefined || keyFile === undefined) return undefined;
-    return { mode, certDir, hostnames, certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile) };
-  }
-  for (const key of ['certFile', 'keyFile']) {
-    if (table.table[key] !== undefined) table.problems.add(table.key(key), 'is only used with mode = "files"; remove it or set mode = "files"');
-  }
-  return mode === undefined ? undefined : { mode, certDir, hostnames };
-}
-
 function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Problems): RendezvousAgentEntry[] {
   if (tables.length === 0) {
     problems.add('agent', 'is missing; add at least one [[agent]] with name and secret (or secretEnv)');

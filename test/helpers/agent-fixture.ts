@@ -3,10 +3,9 @@ import { request, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { startAgent, type RunningAgent } from '../../src/agent/agent.js';
 import { loadAgentConfig } from '../../src/config/agent.js';
+import { captureLogs, type LogLine } from './logs.js';
 
 export interface AgentFixture {
   agent: RunningAgent;
@@ -14,7 +13,7 @@ export interface AgentFixture {
   configFile: string;
   /** The local CA that signed the agent's certificate. */
   ca: string;
-  logs: Record<string, unknown>[];
+  logs: LogLine[];
   close(): Promise<void>;
 }
 
@@ -37,14 +36,8 @@ path = "/"
 target = "${options.target}"
 ${options.extra ?? ''}
 `);
-  const logs: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const agent = await startAgent(await loadAgentConfig(configFile), pino({ level: 'debug' }, sink));
+  const { logger, lines: logs } = captureLogs();
+  const agent = await startAgent(await loadAgentConfig(configFile), logger);
   const ca = await readFile(join(dir, 'state', 'certs', 'ca.pem'), 'utf8');
   return { agent, dir, configFile, ca, logs, close: () => agent.close() };
 }

@@ -66,7 +66,7 @@ secret = "${SECRET}"
   await writeFile(agentConfig, `
 [agent]
 name = "home"
-listen = "0.0.0.0:25305"
+listen = "0.0.0.0:15305"   # outside the lab routers' public port ranges, so mapped != local
 stateDir = "./agent-state"
 [tls]
 certDir = "./agent-certs"
