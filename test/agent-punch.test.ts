@@ -5,6 +5,7 @@ import { backoffDelay } from '../src/common/backoff.js';
 import { PunchedPort, localAddressToward } from '../src/agent/punch.js';
 import { PublicAddressTracker } from '../src/agent/public-address.js';
 import { formatStatus, type AgentStatus } from '../src/agent/status.js';
+import { scheduleReregister } from '../src/agent/schedule.js';
 
 test('backoff: first retry at once, then doubling with jitter, capped at 30 s', () => {
   const opts = { baseMs: 1000, capMs: 30_000 };
@@ -120,4 +121,23 @@ test('with the rendezvous down the listener on P still comes back, and the failu
 
 test('localAddressToward asks the routing table without sending anything', async () => {
   assert.equal(await localAddressToward('127.0.0.1'), '127.0.0.1');
+});
+
+test('the re-register job fires on its cron schedule in its time zone, after its random delay', async () => {
+  const fired: number[] = [];
+  const started = Date.now();
+  const job = scheduleReregister({ cronTime: '* * * * * *', timeZone: 'Asia/Shanghai', maxJitterMs: 200, run: () => fired.push(Date.now()), random: () => 0.5 });
+  try {
+    const next = job.nextRun().getTime();
+    assert.ok(next > started - 1000 && next <= started + 1000, 'an every-second schedule runs within a second');
+    await new Promise((resolve) => setTimeout(resolve, 2300));
+    assert.ok(fired.length >= 1, 'the job ran');
+    // the random delay is half of maxJitterMs with random() = 0.5: never on the exact second
+    assert.ok(fired.every((time) => time % 1000 >= 90), `runs at ${fired.map((time) => time % 1000).join(', ')} ms past the second`);
+  } finally {
+    job.stop();
+  }
+  const count = fired.length;
+  await new Promise((resolve) => setTimeout(resolve, 1200));
+  assert.equal(fired.length, count, 'a stopped job does not run again');
 });

@@ -38,6 +38,8 @@ export interface LabSetup {
   agentConfig: string;
   /** CA bundle a client needs: the rendezvous's CA and the agent's CA. */
   bundle: string;
+  /** Where the agent's onAddressChange hook appends "ip:port" lines. */
+  hookLog: string;
 }
 
 /** Writes the rendezvous's and the agent's configs for the lab's addresses into a fresh folder. */
@@ -79,6 +81,7 @@ target = "http://127.0.0.1:${mediaPort}"
 server = "${rendezvous}:7000"
 secret = "${SECRET}"
 heartbeat = "${heartbeat}"
+onAddressChange = "echo $HOMEPORT_PUBLIC_IP:$HOMEPORT_PUBLIC_PORT >> '${join(dir, 'hook.log')}'"
 `);
-  return { dir, rendezvousConfig, agentConfig, bundle: join(dir, 'bundle.pem') };
+  return { dir, rendezvousConfig, agentConfig, bundle: join(dir, 'bundle.pem'), hookLog: join(dir, 'hook.log') };
 }

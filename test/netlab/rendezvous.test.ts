@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { skipReason, startLab, type Lab, type LabChild } from './lab.js';
 import { homeport, startMedia, waitForOutput, writeLabConfigs, type LabSetup } from './homeport.js';
+import { runCli } from '../helpers/cli.js';
 
 const skip = skipReason();
 const MOVIE = randomBytes(8 * 1024 * 1024);
@@ -102,6 +103,19 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
     t.diagnostic(`recovered in ${ms} ms with a 1 s heartbeat; now ${location}`);
     assert.match(location, /:2[5-9]\d{3}\//, 'a port from the second boot range');
     assert.match(agent.output(), /public address changed/);
+    const mapped = /^https:\/\/([^/]+)\//.exec(location)![1]!;
+    const hookLines = await until('the onAddressChange hook ran with the new address', 5_000, async () => {
+      const text = await readFile(setup.hookLog, 'utf8').catch(() => '');
+      return text.includes(mapped) ? text.trim().split('\n') : undefined;
+    });
+    assert.ok(hookLines.length >= 2, 'the hook ran for the first address and for the new one');
+    const status = await runCli(['status', '--config', setup.agentConfig]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`public address\\s+${mapped.replaceAll('.', '\\.')} since`));
+    assert.match(status.stdout, /address changes\s+1/);
+    const json = JSON.parse((await runCli(['status', '--config', setup.agentConfig, '--json'])).stdout) as { running: boolean; connected: boolean };
+    assert.equal(json.running, true);
+    assert.equal(json.connected, true);
   });
 
   test('new WAN address: the redirect follows it and the rendezvous expires the ghost connection', async (t) => {
@@ -141,5 +155,7 @@ describe('port-restricted home: unreachable, said plainly', { skip }, () => {
       return fetched.code === '503' && /timeout|timed out/i.test(fetched.body) ? fetched : undefined;
     });
     assert.match(answer.body, /unreachable/i);
+    const status = await runCli(['status', '--config', setup.agentConfig]);
+    assert.match(status.stdout, /^reachable\s+no \(timeout\)$/m);
   });
 });
