@@ -1,6 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
@@ -9,6 +10,7 @@ import { connect as connectTls } from 'node:tls';
 import { join } from 'node:path';
 import { createMediaServer } from '../src/demo/media-server.js';
 import { startAgentFixture, fetchTls, type AgentFixture } from './helpers/agent-fixture.js';
+import { echoWebSocket, encodeFrame, readFrame } from './helpers/websocket.js';
 
 const MOVIE = randomBytes(4 * 1024 * 1024 + 123);
 let media: Server;
@@ -24,11 +26,13 @@ before(async () => {
   await writeFile(moviePath, MOVIE);
   media = createMediaServer(moviePath);
   uploads = createServer((req, res) => {
+    if (req.url === '/upload/events') return sendEvents(res);
     const hash = createHash('sha256');
     let bytes = 0;
     req.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length; });
     req.on('end', () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') })));
   });
+  uploads.on('upgrade', echoWebSocket);
   const [mediaPort, uploadPort] = await Promise.all([listen(media), listen(uploads)]);
   const closed = createServer();
   const deadPort = await listen(closed);
@@ -86,6 +90,46 @@ test('an upstream that is down gives a 502 page naming the route, and the agent 
   assert.equal(res.status, 502);
   assert.match(res.body.toString(), /\/down/);
   assert.equal((await fetchTls(fixture, '/movie.bin', { method: 'HEAD' })).status, 200);
+});
+
+/** Server-Sent Events: three events 200 ms apart, each flushed on its own. */
+function sendEvents(res: import('node:http').ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  let sent = 0;
+  const timer = setInterval(() => {
+    res.write(`data: event ${++sent}\n\n`);
+    if (sent === 3) {
+      clearInterval(timer);
+      res.end();
+    }
+  }, 200);
+}
+
+test('a WebSocket upgrade through TLS echoes a frame; Server-Sent Events arrive one by one', async () => {
+  const upgraded = await new Promise<{ status: number; socket: import('node:net').Socket; head: Buffer }>((resolve, reject) => {
+    const req = httpsRequest({
+      host: '127.0.0.1', port: fixture.agent.port, servername: 'localhost', ca: fixture.ca, path: '/upload/ws', agent: false,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': randomBytes(16).toString('base64'), 'sec-websocket-version': '13' },
+    });
+    req.on('upgrade', (res, socket, head) => resolve({ status: res.statusCode ?? 0, socket, head }));
+    req.on('response', (res) => reject(new Error(`no upgrade: ${res.statusCode}`)));
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(upgraded.status, 101);
+  upgraded.socket.write(encodeFrame(Buffer.from('over TLS'), true));
+  assert.equal((await readFrame(upgraded.socket, upgraded.head)).toString(), 'echo: over TLS');
+  upgraded.socket.destroy();
+
+  const arrivals: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    httpsRequest({ host: '127.0.0.1', port: fixture.agent.port, servername: 'localhost', ca: fixture.ca, path: '/upload/events', agent: false }, (res) => {
+      res.on('data', (chunk: Buffer) => { for (const line of chunk.toString().split('\n')) if (line.startsWith('data:')) arrivals.push(Date.now()); });
+      res.on('end', resolve);
+    }).on('error', reject).end();
+  });
+  assert.equal(arrivals.length, 3);
+  assert.ok(arrivals[2]! - arrivals[0]! >= 300, 'events were not buffered until the end of the stream');
 });
 
 /** Connects from `localAddress` and reports whether any byte came back before the connection closed. */
