@@ -60,6 +60,8 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   private readonly refusalNotices = new TokenBuckets({ capacity: 1, refillPerSecond: 1 / 60 });
   private readonly log: Logger;
   private readonly host: SessionHost;
+  /** Expires sessions past their handshake or liveness deadline. */
+  private readonly sweep: NodeJS.Timeout;
   private stopping = false;
 
   constructor(private readonly options: ControlServerOptions) {
@@ -77,6 +79,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       handshakeFailed: (session, why) => this.handshakeFailed(session, why),
       ended: (session, failure) => this.ended(session, failure),
     };
+    // a tenth of the shortest deadline, at most a second: a ghost lingers at most that much longer
+    const sweepMs = Math.min(1000, Math.max(10, Math.min(this.limits.handshakeTimeoutMs, ControlSession.deadAfterMs(options.heartbeatMs)) / 10));
+    this.sweep = setInterval(() => this.expireOverdue(), sweepMs);
+    this.sweep.unref();
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (error) => this.log.error({ err: error.message }, 'control listener error'));
   }
@@ -98,6 +104,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   /** Stops accepting and closes every session (with FIN: the agents reconnect to the next instance). */
   close(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.sweep);
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       for (const session of this.all) session.close('the rendezvous is stopping');
@@ -120,6 +127,11 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     this.all.add(new ControlSession(socket, ip, this.host));
   }
 
+  private expireOverdue(): void {
+    const now = Date.now();
+    for (const session of this.all) session.expireIfDue(now);
+  }
+
   private settlePending(ip: string): void {
     const left = (this.pendingByIp.get(ip) ?? 1) - 1;
     if (left > 0) this.pendingByIp.set(ip, left);
@@ -128,7 +140,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
 
   private authenticated(session: ControlSession): void {
     const agent = session.agent!;
-    const { auth } = session.registration!;
+    const { claims } = session.registration!;
     this.settlePending(session.observed.ip);
     const previous = this.current.get(agent);
     this.current.set(agent, session);
@@ -139,10 +151,10 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     }
     const outcome = this.options.registry.register(agent, {
       observed: session.observed,
-      fingerprint: auth.fingerprint,
-      ...(auth.publicHost !== undefined ? { publicHost: auth.publicHost } : {}),
+      fingerprint: claims.fingerprint,
+      ...(claims.publicHost !== undefined ? { publicHost: claims.publicHost } : {}),
     });
-    this.log.info({ agent, observed: formatAddress(session.observed), listenPort: auth.listenPort, publicHost: auth.publicHost }, 'agent registered');
+    this.log.info({ agent, observed: formatAddress(session.observed), listenPort: claims.listenPort, publicHost: claims.publicHost }, 'agent registered');
     if (outcome.previousAddress) {
       const change = `${formatAddress(outcome.previousAddress)} → ${formatAddress(session.observed)}`;
       this.log.info({ agent, old: formatAddress(outcome.previousAddress), new: formatAddress(session.observed), addressChanges: outcome.record.addressChanges }, `public address of ${agent} changed: ${change}`);

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
 import type { AuthMessage, HelloMessage, Message, ObservedAddress } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
+import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, type AuthClaims } from '../protocol/session.js';
 import { normalizeIp } from './addresses.js';
 import type { ProbeOutcome } from './registry.js';
 
@@ -20,13 +20,20 @@ export interface SessionHost {
   ended(session: ControlSession, failure: string | undefined): void;
 }
 
+/**
+ * An unchanged reachability verdict is sent to the agent again only after this long: checks run every
+ * 30 s, and with 10,000 agents repeating each result cost the rendezvous more than the checks' TLS.
+ */
+export const PROBE_REPEAT_MS = 5 * 60_000;
+
 /** Words sent to a peer that failed the handshake: the same for every cause, so nothing is learnt from them. */
 const AUTH_FAILED = 'authentication failed';
 
 /**
  * One agent connection on the rendezvous: hello → challenge → auth → welcome, then sealed ping/pong and
  * probe results, with a handshake deadline and a liveness deadline (no valid frame for 2 heartbeats plus
- * a grace: the agent is dead, or its NAT mapping is, and this connection is a ghost).
+ * a grace: the agent is dead, or its NAT mapping is, and this connection is a ghost). The server's sweep
+ * enforces the deadlines (expireIfDue): one timer for all sessions instead of one re-armed per ping.
  */
 export class ControlSession {
   readonly connection: FramedConnection;
@@ -34,13 +41,15 @@ export class ControlSession {
   readonly observed: ObservedAddress;
   /** The server address the agent connected to: the one its whitelist admits for reachability checks. */
   readonly serverIp: string | undefined;
-  private readonly serverNonce = newNonce();
-  private hello: HelloMessage | undefined;
+  /** What only the handshake needs; dropped after it (10,000 sessions make every byte count). */
+  private handshake: { serverNonce: string; hello?: HelloMessage } | undefined = { serverNonce: newNonce() };
   private sealed: SealedChannelState | undefined;
   private failure: string | undefined;
-  /** The handshake deadline, then the liveness deadline (refreshed by every valid frame). */
-  private deadline: NodeJS.Timeout;
-  private registered: { agent: string; auth: AuthMessage } | undefined;
+  /** The handshake deadline, then the liveness deadline (pushed back by every valid frame), in epoch ms. */
+  private deadlineAt: number;
+  private registered: { agent: string; claims: AuthClaims } | undefined;
+  /** The last reachability verdict sent on this connection, and when. */
+  private probeSent: { reachable: boolean; reason: string | undefined; atMs: number } | undefined;
 
   constructor(socket: Socket, observedIp: string, private readonly host: SessionHost) {
     this.observed = { ip: observedIp, port: socket.remotePort ?? 0 };
@@ -49,20 +58,19 @@ export class ControlSession {
     this.connection.on('message', (message) => this.receive(message));
     this.connection.on('protocol-error', (reason) => this.noteFailure(`malformed frame: ${reason}`));
     this.connection.on('close', (cause) => {
-      clearTimeout(this.deadline);
       if (!this.registration) this.noteFailure(`closed during the handshake${cause ? ` (${cause})` : ''}`);
       host.ended(this, this.failure ?? (cause ? `connection lost (${cause})` : undefined));
     });
-    this.deadline = setTimeout(() => this.expire(), host.handshakeTimeoutMs);
+    this.deadlineAt = Date.now() + host.handshakeTimeoutMs;
   }
 
-  /** The agent's registration, once authenticated. */
-  get registration(): { readonly agent: string; readonly auth: AuthMessage } | undefined {
+  /** The agent's registration, once authenticated: its name and what it registered. */
+  get registration(): { readonly agent: string; readonly claims: Readonly<AuthClaims> } | undefined {
     return this.registered;
   }
 
   get agent(): string | undefined {
-    return this.registration?.agent ?? this.hello?.agent;
+    return this.registration?.agent ?? this.handshake?.hello?.agent;
   }
 
   /** The longest silence tolerated from an authenticated agent. */
@@ -70,11 +78,25 @@ export class ControlSession {
     return 2 * heartbeatMs + Math.min(heartbeatMs / 2, 2_000);
   }
 
-  /** Sends a reachability result; false when the session cannot carry it (not authenticated, closed). */
+  /** Ends the session if its deadline has passed; the server calls it for every session now and then. */
+  expireIfDue(nowMs: number): void {
+    if (nowMs >= this.deadlineAt) this.expire();
+  }
+
+  /**
+   * Tells the agent a reachability result: the first on this connection, every change of verdict or
+   * reason, and an unchanged one after PROBE_REPEAT_MS. False when the session cannot carry it (not
+   * authenticated, closed).
+   */
   sendProbe(outcome: ProbeOutcome): boolean {
     if (!this.sealed) return false;
-    const reason = outcome.reachable || outcome.reason === undefined ? {} : { reason: outcome.reason };
-    return this.connection.send(this.sealed.seal({ type: 'probe', reachable: outcome.reachable, ...reason, checkedAt: outcome.checkedAt.toISOString() })).ok;
+    const reason = outcome.reachable ? undefined : outcome.reason;
+    const atMs = outcome.checkedAt.getTime();
+    const sent = this.probeSent;
+    if (sent && sent.reachable === outcome.reachable && sent.reason === reason && atMs - sent.atMs < PROBE_REPEAT_MS) return true;
+    this.probeSent = { reachable: outcome.reachable, reason, atMs };
+    const message = { type: 'probe', reachable: outcome.reachable, ...(reason === undefined ? {} : { reason }), checkedAt: outcome.checkedAt.toISOString() } as const;
+    return this.connection.send(this.sealed.seal(message)).ok;
   }
 
   /** Ends the session from our side with FIN (we close first, so the agent's punched port has no TIME_WAIT). */
@@ -92,12 +114,13 @@ export class ControlSession {
 
   private receive(message: Message): void {
     if (this.sealed) return this.receiveSealed(this.sealed, message);
-    if (message.type === 'hello' && !this.hello) {
+    const handshake = this.handshake!;
+    if (message.type === 'hello' && !handshake.hello) {
       // Unknown names get a challenge too, and fail at auth with the same words: no probing for names.
-      this.hello = message;
-      this.connection.send({ type: 'challenge', nonce: this.serverNonce });
-    } else if (message.type === 'auth' && this.hello) {
-      this.authenticate(this.hello, message);
+      handshake.hello = message;
+      this.connection.send({ type: 'challenge', nonce: handshake.serverNonce });
+    } else if (message.type === 'auth' && handshake.hello) {
+      this.authenticate(handshake.serverNonce, handshake.hello, message);
     } else if (message.type === 'error') {
       this.close(`the agent gave up: ${message.message}`);
     } else {
@@ -105,26 +128,27 @@ export class ControlSession {
     }
   }
 
-  private authenticate(hello: HelloMessage, auth: AuthMessage): void {
+  private authenticate(serverNonce: string, hello: HelloMessage, auth: AuthMessage): void {
     const secret = this.host.secretOf(hello.agent);
     if (secret === undefined) return this.refuse(`unknown agent "${hello.agent}"`);
-    if (!macEquals(auth.mac, authMac(secret, hello.agent, hello.nonce, this.serverNonce, auth))) {
+    if (!macEquals(auth.mac, authMac(secret, hello.agent, hello.nonce, serverNonce, auth))) {
       return this.refuse(`bad auth MAC for agent "${hello.agent}" (wrong secret?)`);
     }
     const { heartbeatMs } = this.host;
-    const mac = welcomeMac(secret, hello.agent, this.serverNonce, hello.nonce, this.observed, heartbeatMs);
+    const mac = welcomeMac(secret, hello.agent, serverNonce, hello.nonce, this.observed, heartbeatMs);
     this.connection.send({ type: 'welcome', mac, observed: this.observed, heartbeatMs, seq: 0 });
-    this.sealed = new SealedChannelState(sessionKey(secret, hello.nonce, this.serverNonce), 'server');
-    this.registered = { agent: hello.agent, auth };
-    clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => this.expire(), ControlSession.deadAfterMs(heartbeatMs));
+    this.sealed = new SealedChannelState(sessionKey(secret, hello.nonce, serverNonce), 'server');
+    const { fingerprint, listenPort, publicHost } = auth;
+    this.registered = { agent: hello.agent, claims: { fingerprint, listenPort, ...(publicHost !== undefined ? { publicHost } : {}) } };
+    this.handshake = undefined;
+    this.deadlineAt = Date.now() + ControlSession.deadAfterMs(heartbeatMs);
     this.host.authenticated(this);
   }
 
   private receiveSealed(sealed: SealedChannelState, message: Message): void {
     const opened = sealed.open(message);
     if (!opened.ok) return this.close(`bad sealed frame: ${opened.error}`);
-    this.deadline.refresh();
+    this.deadlineAt = Date.now() + ControlSession.deadAfterMs(this.host.heartbeatMs);
     if (opened.value.type === 'ping') {
       this.connection.send(sealed.seal({ type: 'pong', observed: this.observed }));
       this.host.heartbeat(this);
@@ -140,6 +164,7 @@ export class ControlSession {
   }
 
   private expire(): void {
+    this.deadlineAt = Infinity; // once is enough: the connection is on its way out
     if (this.registration) {
       this.noteFailure(`no heartbeat for ${ControlSession.deadAfterMs(this.host.heartbeatMs)} ms: expired as a ghost (the agent or its NAT mapping is gone)`);
       // RST, not FIN: a ghost would never acknowledge a FIN, and a live peer reconnects at once either way
