@@ -21,8 +21,8 @@ export interface SessionHost {
 }
 
 /**
- * An unchanged reachability verdict is sent to the agent again only after this long: checks run every
- * 30 s, and with 10,000 agents repeating each result cost the rendezvous more than the checks' TLS.
+ * An unchanged reachability verdict is sent to the agent again only after this long. Checks run every
+ * 30 s: with 10,000 agents, repeating every result was 333 sealed writes a second for no news.
  */
 export const PROBE_REPEAT_MS = 5 * 60_000;
 

@@ -111,6 +111,19 @@ function publicKeyOf(fingerprint: string, der: Buffer): KeyObject {
   return key;
 }
 
+/** Client randoms come from a pool drawn 256 at a time; a used-up pool is replaced, never refilled in place. */
+let randomPool = Buffer.alloc(0);
+let randomOffset = 0;
+
+function freshRandom(): Buffer {
+  if (randomOffset === randomPool.length) {
+    randomPool = randomBytes(32 * 256);
+    randomOffset = 0;
+  }
+  randomOffset += 32;
+  return randomPool.subarray(randomOffset - 32, randomOffset);
+}
+
 /**
  * The reachability check the scheduler runs, at a third of the CPU of a full TLS handshake (a rendezvous
  * with 10,000 agents runs 333 checks a second): the server half of a TLS 1.2 handshake, read as far as it
@@ -122,7 +135,7 @@ function publicKeyOf(fingerprint: string, der: Buffer): KeyObject {
  */
 export const checkReachability: ProbeFunction = (target, timeoutMs) => check(target, timeoutMs, (tcp, finish) => {
   const { address, fingerprint, publicHost } = target;
-  const clientRandom = randomBytes(32);
+  const clientRandom = freshRandom();
   let received: Buffer = Buffer.alloc(0);
   tcp.once('end', () => finish('reset', 'closed before the TLS handshake completed'));
   tcp.on('data', (chunk: Buffer) => {
@@ -177,6 +190,9 @@ export interface ProbeSchedulerOptions {
    */
   fallback?: ProbeFunction;
 }
+
+/** How much earlier than intervalMs a periodic check may come. */
+const CHECK_JITTER = 0.1;
 
 interface Watch {
   target: ProbeTarget;
@@ -247,7 +263,9 @@ export class ProbeScheduler {
     }
     if (this.watches.get(name) !== watch) return;
     const { intervalMs, retryMs = 1000 } = this.options;
-    const period = watch.failures === 0 ? intervalMs : Math.min(intervalMs, retryMs * 2 ** (watch.failures - 1));
+    // up to a tenth early, at random: agents that registered together (a rendezvous restart) drift apart
+    // instead of being checked in one burst every interval for good
+    const period = watch.failures === 0 ? intervalMs * (1 - CHECK_JITTER * Math.random()) : Math.min(intervalMs, retryMs * 2 ** (watch.failures - 1));
     watch.timer = setTimeout(() => void this.run(name, watch), Math.max(0, period - (Date.now() - started)));
     watch.timer.unref();
   }

@@ -37,20 +37,39 @@ const SIGNATURE_SCHEMES = new Map<number, SignatureScheme>([
   [0x0807, { hash: null }], // Ed25519
 ]);
 
+/** Where the client random sits in a ClientHello record: after the record header, handshake header and version. */
+const RANDOM_OFFSET = 5 + 4 + 2;
+/** ClientHello records by server name, random left blank: every check sends the same bytes but those 32. */
+const helloTemplates = new Map<string, Buffer>();
+const MAX_TEMPLATES = 1024;
+
 /** A ClientHello record; `serverName` goes into SNI when it is a DNS name (an agent picks its certificate by it). */
 export function clientHello(random: Buffer, serverName?: string): Buffer {
   if (random.length !== 32) throw new RangeError('the client random is 32 bytes');
+  const sni = serverName !== undefined && isIP(serverName) === 0 ? serverName : '';
+  let template = helloTemplates.get(sni);
+  if (template === undefined) {
+    if (helloTemplates.size >= MAX_TEMPLATES) helloTemplates.clear();
+    template = buildClientHello(sni);
+    helloTemplates.set(sni, template);
+  }
+  const hello = Buffer.from(template);
+  random.copy(hello, RANDOM_OFFSET);
+  return hello;
+}
+
+function buildClientHello(serverName: string): Buffer {
   const extensions = [
     extension(0x000a, vector(2, u16s(GROUPS))), // supported_groups
     extension(0x000b, vector(1, Buffer.from([0]))), // ec_point_formats: uncompressed
     extension(0x000d, vector(2, u16s([...SIGNATURE_SCHEMES.keys()]))), // signature_algorithms
     extension(0x0010, vector(2, vector(1, Buffer.from('http/1.1')))), // ALPN, as a browser of the agent would send
   ];
-  if (serverName !== undefined && isIP(serverName) === 0) {
+  if (serverName !== '') {
     extensions.unshift(extension(0x0000, vector(2, Buffer.concat([Buffer.from([0]), vector(2, Buffer.from(serverName, 'ascii'))]))));
   }
   const body = Buffer.concat([
-    u16s([TLS12]), random, Buffer.from([0]), // no session id
+    u16s([TLS12]), Buffer.alloc(32), Buffer.from([0]), // the random, filled in per check; no session id
     vector(2, u16s(CIPHER_SUITES)), Buffer.from([1, 0]), // null compression only
     vector(2, Buffer.concat(extensions)),
   ]);
