@@ -50,14 +50,15 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
   control.on('registered', (observed) => {
     log.info({ public: formatAddress(observed), localPort: port.port }, 'registered with the rendezvous');
     tracker.observe(observed);
-    onStatusChange(false);
+    onStatusChange(true);
   });
   control.on('observed', (observed) => {
     tracker.observe(observed);
     onStatusChange(false);
   });
   control.on('probe', (result) => {
-    const changed = tracker.reachability?.reachable !== result.reachable;
+    const previous = tracker.reachability;
+    const changed = previous?.reachable !== result.reachable || previous?.reason !== result.reason;
     tracker.recordProbe(result);
     if (changed) log.info({ reachable: result.reachable, reason: result.reason }, 'reachability check');
     onStatusChange(changed);

@@ -48,17 +48,19 @@ export function formatStatus(status: AgentStatus, now: Date): string {
 }
 
 /**
- * Keeps the status file in step with the agent, written atomically at most every `minIntervalMs` so a
- * heartbeat every few seconds does not wear out a NAS's flash.
+ * Keeps the status file in step with the agent. What a user acts on (connected, public address,
+ * reachability) is written at once; routine heartbeats at most once a minute, so a ping every 5 s does not
+ * mean 17,000 fsyncs a day on a NAS's flash. `homeport status` therefore shows the last heartbeat to
+ * within a minute.
  */
 export class StatusFile {
   private pending: NodeJS.Timeout | undefined;
   private lastWrite = 0;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly file: string, private readonly snapshot: () => AgentStatus, private readonly minIntervalMs = 2000) {}
+  constructor(private readonly file: string, private readonly snapshot: () => AgentStatus, private readonly minIntervalMs = 60_000) {}
 
-  /** Writes soon; `urgent` (an address change) writes at once. */
+  /** Writes within `minIntervalMs`; `urgent` (a change a user acts on) writes at once. */
   update(urgent = false): void {
     if (this.pending && !urgent) return;
     clearTimeout(this.pending);
