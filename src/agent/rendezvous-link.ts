@@ -17,7 +17,7 @@ export interface RendezvousLink extends PortHolder {
   readonly tracker: PublicAddressTracker;
   readonly connected: boolean;
   /** Status fields this link knows. */
-  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'lastHeartbeat' | 'addressChanges'>;
+  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges'>;
   reregister(reason: string): void;
 }
 
@@ -47,7 +47,9 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
   const tracker = new PublicAddressTracker();
   const control = new ControlClient({ name: config.agent.name, config: rv, port, fingerprint, logger: log });
 
+  let registeredAt: Date | undefined;
   control.on('registered', (observed) => {
+    registeredAt = new Date();
     log.info({ public: formatAddress(observed), localPort: port.port }, 'registered with the rendezvous');
     tracker.observe(observed);
     onStatusChange(true);
@@ -92,6 +94,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
         ? { reachable: tracker.reachability.reachable, checkedAt: tracker.reachability.checkedAt, ...(tracker.reachability.reason ? { reachableReason: tracker.reachability.reason } : {}) }
         : {}),
       ...(tracker.lastHeartbeat ? { lastHeartbeat: tracker.lastHeartbeat.toISOString() } : {}),
+      ...(registeredAt ? { registeredAt: registeredAt.toISOString() } : {}),
       addressChanges: tracker.changes,
     }),
     reregister: (reason) => control.reregister(reason),

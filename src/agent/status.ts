@@ -19,6 +19,8 @@ export interface AgentStatus {
   reachableReason?: string;
   checkedAt?: string;
   lastHeartbeat?: string;
+  /** ISO time of the last successful registration with the rendezvous. */
+  registeredAt?: string;
   addressChanges: number;
   updatedAt: string;
   pid: number;

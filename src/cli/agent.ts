@@ -1,6 +1,7 @@
 import { startAgent } from '../agent/agent.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { daemonCommand } from './daemon.js';
+import { REREGISTER_SIGNAL } from './reregister.js';
 
 export const agentCommand = daemonCommand({
   name: 'agent',
@@ -16,5 +17,9 @@ Options:
 
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`,
   load: loadAgentConfig,
-  start: startAgent,
+  async start(config, logger) {
+    const agent = await startAgent(config, logger);
+    process.on(REREGISTER_SIGNAL, () => agent.reregister(`${REREGISTER_SIGNAL} (homeport reregister)`));
+    return agent;
+  },
 });

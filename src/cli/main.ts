@@ -4,10 +4,11 @@ import { agentCommand } from './agent.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { rendezvousCommand } from './rendezvous.js';
+import { reregisterCommand } from './reregister.js';
 import { statusCommand } from './status.js';
 import { versionCommand } from './version.js';
 
-const COMMANDS: Command[] = [agentCommand, rendezvousCommand, statusCommand, demoCommand, versionCommand];
+const COMMANDS: Command[] = [agentCommand, rendezvousCommand, statusCommand, reregisterCommand, demoCommand, versionCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
