@@ -3,12 +3,17 @@ import { ConfigError } from '../config/problems.js';
 import { agentCommand } from './agent.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
+import { installServiceCommand, serviceStatusCommand, uninstallServiceCommand } from './install-service.js';
 import { rendezvousCommand } from './rendezvous.js';
 import { reregisterCommand } from './reregister.js';
 import { statusCommand } from './status.js';
 import { versionCommand } from './version.js';
 
-const COMMANDS: Command[] = [agentCommand, rendezvousCommand, statusCommand, reregisterCommand, demoCommand, versionCommand];
+const COMMANDS: Command[] = [
+  agentCommand, rendezvousCommand, statusCommand, reregisterCommand,
+  installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
+  demoCommand, versionCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
