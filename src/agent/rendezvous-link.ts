@@ -3,6 +3,7 @@ import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
 import { formatHostPort } from '../config/address.js';
 import { runAddressHook } from './address-hook.js';
+import { watchAddress } from './address-watch.js';
 import { ControlClient } from './control-client.js';
 import type { PortHolder } from './lan-listener.js';
 import { PublicAddressTracker } from './public-address.js';
@@ -32,7 +33,8 @@ export interface RendezvousLinkOptions {
 
 /**
  * The punched port and everything around it: the control connection, the public address it reveals,
- * the DDNS hook on a change, and the daily re-register job.
+ * the DDNS hook on a change, the daily re-register job and the watch that re-registers sooner when the
+ * network changes.
  */
 export async function startRendezvousLink({ config, onConnection, fingerprint, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
   const rv = config.rendezvous;
@@ -79,8 +81,15 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
     timeZone: rv.timezone,
     maxJitterMs: REREGISTER_JITTER_MS,
     run: () => control.reregister('daily schedule'),
+    onMissedRun: (plannedAt) => log.warn({ planned: plannedAt.toISOString() }, 'the daily re-register did not run on time (the machine slept?); running it now'),
   });
   log.info({ next: schedule.nextRun().toISOString() }, 'daily re-register scheduled');
+  const stopWatch = watchAddress({
+    reregister: (reason) => control.reregister(reason),
+    connected: () => control.connected,
+    lastHeartbeat: () => tracker.lastHeartbeat,
+    heartbeatMs: rv.heartbeatMs,
+  });
 
   return {
     tracker,
@@ -100,6 +109,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
     reregister: (reason) => control.reregister(reason),
     async close() {
       schedule.stop();
+      stopWatch();
       await control.close();
       await port.close();
     },

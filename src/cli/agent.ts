@@ -1,4 +1,5 @@
 import { startAgent } from '../agent/agent.js';
+import { notifyReady } from '../agent/notify.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { daemonCommand } from './daemon.js';
 import { REREGISTER_SIGNAL } from './reregister.js';
@@ -9,7 +10,8 @@ export const agentCommand = daemonCommand({
   help: `Usage: homeport agent --config <agent.toml>
 
 Runs the agent in the foreground until SIGINT/SIGTERM. SIGHUP re-reads the whitelist file
-(stateDir/whitelist.json) and, with tls.mode = "files", the certificate files.
+(stateDir/whitelist.json) and, with tls.mode = "files", the certificate files. Under systemd
+(NOTIFY_SOCKET set) it reports readiness with \`systemd-notify --ready\` once it is serving.
 
 Options:
   -c, --config <file>   the agent's TOML configuration (see README: Configuration)
@@ -20,6 +22,7 @@ Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error
   async start(config, logger) {
     const agent = await startAgent(config, logger);
     process.on(REREGISTER_SIGNAL, () => agent.reregister(`${REREGISTER_SIGNAL} (homeport reregister)`));
+    notifyReady(logger);
     return agent;
   },
 });
