@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { freePort } from './helpers/ports.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
@@ -34,9 +35,7 @@ before(async () => {
   });
   uploads.on('upgrade', echoWebSocket);
   const [mediaPort, uploadPort] = await Promise.all([listen(media), listen(uploads)]);
-  const closed = createServer();
-  const deadPort = await listen(closed);
-  await new Promise((resolve) => closed.close(resolve));
+  const deadPort = await freePort();
   fixture = await startAgentFixture({
     target: `http://127.0.0.1:${mediaPort}`,
     extra: `

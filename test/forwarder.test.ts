@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { freePort } from './helpers/ports.js';
 import { captureLogs, type LogLine } from './helpers/logs.js';
 import { echoWebSocket, encodeFrame, readFrame } from './helpers/websocket.js';
 import assert from 'node:assert/strict';
@@ -134,13 +135,6 @@ function mainUpstream(fixture: Pick<Fixture, 'sse' | 'watched'>): RequestListene
   };
 }
 
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  const port = await listen(server);
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** The agent's HTTP layer as the pipeline mounts it, on plain HTTP. */
 async function startProxy(routes: RouteConfig[], logger: Logger): Promise<{ server: Server; port: number; forwarder: Forwarder }> {
   const forwarder = createForwarder({
@@ -168,7 +162,7 @@ before(async () => {
   const selfSigned = createHttpsServer({ key: pems.private, cert: pems.cert }, (_req, res) => res.end('tls upstream'));
 
   const [mainPort, slowPort, silentPort, garbledPort, tlsPort, down] = await Promise.all([
-    listen(main), listen(slow), listen(silent), listen(garbled), listen(selfSigned), deadPort(),
+    listen(main), listen(slow), listen(silent), listen(garbled), listen(selfSigned), freePort(),
   ]);
   const routes = [
     route('*', '/', `http://127.0.0.1:${mainPort}`),

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
+import { freePort } from './helpers/ports.js';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -53,14 +54,6 @@ test('ffprobe reads an MP4 through the agent (with Range seeks) exactly as it do
   const ranges = fixture.logs.filter((line) => line.path === '/clip.mp4' && line.status === 206);
   assert.ok(ranges.length >= 1, 'ffprobe seeked with Range requests through the agent');
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function startWebdav(root: string): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AddressAllowList, formatAddress, normalizeIp, parseCidrText } from '../src/rendezvous/addresses.js';
+import { formatAddress } from '../src/config/address.js';
+import { AddressAllowList, normalizeIp, parseCidrText } from '../src/rendezvous/addresses.js';
 import { TokenBuckets } from '../src/rendezvous/rate-limit.js';
 
 test('normalizeIp: one text form per address; anything else is not an address', () => {

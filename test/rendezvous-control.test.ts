@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { freePort } from './helpers/ports.js';
 import { captureLogs } from './helpers/logs.js';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -341,15 +342,6 @@ secret = "${SECRET}"
     assert.equal(rendezvous.registry.get('home')!.online, false);
   });
 });
-
-/** A port free to bind now: what an agent's `listen` port is. */
-async function freePort(): Promise<number> {
-  const finder = net.createServer().listen(0, '127.0.0.1');
-  await once(finder, 'listening');
-  const { port } = finder.address() as net.AddressInfo;
-  await new Promise((resolve) => finder.close(resolve));
-  return port;
-}
 
 function fetchGo(port: number, path: string): Promise<{ status: number; location: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {

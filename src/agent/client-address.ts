@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { normalizeClientAddress } from './whitelist/cidr.js';
 
 /**
  * The true client address of a connection, recorded by the path that accepted it (direct: the socket's
@@ -14,9 +15,5 @@ export function setClientAddress(connection: Duplex, address: string): void {
 
 /** The recorded address, or the socket's own peer address as a fallback for plain sockets. */
 export function clientAddressOf(connection: Duplex | Socket): string {
-  return addresses.get(connection) ?? stripMappedPrefix((connection as Socket).remoteAddress ?? '');
-}
-
-function stripMappedPrefix(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return addresses.get(connection) ?? normalizeClientAddress((connection as Socket).remoteAddress ?? '');
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
-import { formatHostPort } from '../config/address.js';
+import { formatAddress, formatHostPort } from '../config/address.js';
 import { runAddressHook } from './address-hook.js';
 import { watchAddress } from './address-watch.js';
 import { ControlClient } from './control-client.js';
@@ -9,7 +9,7 @@ import type { PortHolder } from './lan-listener.js';
 import { PublicAddressTracker } from './public-address.js';
 import { PunchedPort } from './punch.js';
 import { scheduleReregister } from './schedule.js';
-import { formatAddress, type AgentStatus } from './status.js';
+import type { AgentStatus } from './status.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const REREGISTER_JITTER_MS = 60_000;

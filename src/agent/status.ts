@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
+import { formatAddress } from '../config/address.js';
 
 export interface PublicAddress {
   ip: string;
@@ -26,8 +28,9 @@ export interface AgentStatus {
   pid: number;
 }
 
-export function formatAddress({ ip, port }: PublicAddress): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+/** The agent's status file (stateDir/status.json), or undefined when it is missing or unreadable. */
+export function readStatusFile(file: string): Promise<AgentStatus | undefined> {
+  return readFile(file, 'utf8').then((text) => JSON.parse(text) as AgentStatus, () => undefined);
 }
 
 /** Human-readable status, one fact a line. Pure: `now` is passed in. */

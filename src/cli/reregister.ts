@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatAddress, type AgentStatus } from '../agent/status.js';
+import { readStatusFile } from '../agent/status.js';
+import { formatAddress } from '../config/address.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 
@@ -36,7 +36,7 @@ Exit codes: 0 re-registered, 1 the agent is not running or did not re-register i
       return EXIT.usage;
     }
     const file = join(config.agent.stateDir, 'status.json');
-    const before = await readStatus(file);
+    const before = await readStatusFile(file);
     if (!before || !signal(before.pid)) {
       console.error(`homeport reregister: no running agent found for ${config.file} (${file} names no live process); start it first`);
       return EXIT.failure;
@@ -44,7 +44,7 @@ Exit codes: 0 re-registered, 1 the agent is not running or did not re-register i
     const asked = Date.now();
     for (let waited = 0; waited < WAIT_MS; waited += 250) {
       await sleep(250);
-      const status = await readStatus(file);
+      const status = await readStatusFile(file);
       if (status?.connected && status.registeredAt && Date.parse(status.registeredAt) >= asked) {
         console.log(`re-registered: public address ${status.publicAddress ? formatAddress(status.publicAddress) : 'unknown'}`);
         return EXIT.ok;
@@ -54,10 +54,6 @@ Exit codes: 0 re-registered, 1 the agent is not running or did not re-register i
     return EXIT.failure;
   },
 };
-
-function readStatus(file: string): Promise<AgentStatus | undefined> {
-  return readFile(file, 'utf8').then((text) => JSON.parse(text) as AgentStatus, () => undefined);
-}
 
 function signal(pid: number): boolean {
   try {

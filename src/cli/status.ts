@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { formatStatus, type AgentStatus } from '../agent/status.js';
+import { formatStatus, readStatusFile } from '../agent/status.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 
@@ -26,7 +25,7 @@ Exit codes: 0 the agent is running, 1 it is not (or has not written a status yet
     }
     const config = await loadAgentConfig(requireConfigFlag(values.config));
     const file = join(config.agent.stateDir, 'status.json');
-    const status = await readFile(file, 'utf8').then((text) => JSON.parse(text) as AgentStatus, () => undefined);
+    const status = await readStatusFile(file);
     if (!status) {
       console.error(`homeport status: ${file} does not exist or is unreadable: the agent has not run with this config yet`);
       return EXIT.failure;

@@ -7,16 +7,22 @@ import type { ListenAddress, ServerAddress } from './agent-types.js';
  * port") is only for listening addresses, where tests and the demo use it.
  */
 export function parseHostPort(text: string, { allowPortZero = false } = {}): Result<ListenAddress> {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const hint = 'write "0.0.0.0:25305", "127.0.0.1:25305" or "[::]:25305"';
-  if (!match) return err(`"${text}" is not host:port; ${hint}`);
-  const host = (match[1] ?? match[2])!;
-  const port = Number(match[3]);
+  const split = splitHostPort(text, hint, allowPortZero ? 0 : 1);
+  if (!split.ok) return split;
+  const { host, port, bracketed } = split.value;
   if (isIP(host) === 0) return err(`"${text}": "${host}" is not an IP address; ${hint}`);
-  if (match[1] !== undefined && isIP(host) !== 6) return err(`"${text}": brackets are for IPv6 only; ${hint}`);
-  const lowest = allowPortZero ? 0 : 1;
-  if (port < lowest || port > 65535) return err(`"${text}": port ${port} is outside ${lowest}-65535`);
+  if (bracketed && isIP(host) !== 6) return err(`"${text}": brackets are for IPv6 only; ${hint}`);
   return ok({ host, port });
+}
+
+/** "host:port" or "[v6]:port" split apart, with the port range checked; the host is for the caller. */
+function splitHostPort(text: string, hint: string, lowestPort: number): Result<{ host: string; port: number; bracketed: boolean }> {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (!match) return err(`"${text}" is not host:port; ${hint}`);
+  const port = Number(match[3]);
+  if (port < lowestPort || port > 65535) return err(`"${text}": port ${port} is outside ${lowestPort}-65535`);
+  return ok({ host: (match[1] ?? match[2])!, port, bracketed: match[1] !== undefined });
 }
 
 const HOSTNAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
@@ -26,20 +32,28 @@ export function isHostnameOrIp(text: string): boolean {
   return isIP(text) !== 0 || HOSTNAME.test(text);
 }
 
+/** A host as it stands in a URL or a log line: IPv6 in brackets. */
+export function urlHost(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
 export function formatHostPort({ host, port }: ListenAddress): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  return `${urlHost(host)}:${port}`;
+}
+
+/** An observed public address, "198.51.100.2:41000" or "[2001:db8::1]:41000". */
+export function formatAddress({ ip, port }: { ip: string; port: number }): string {
+  return formatHostPort({ host: ip, port });
 }
 
 /** Parses "203.0.113.10:7000", "rv.example.com:7000" or "[2001:db8::1]:7000" (a server to connect to). */
 export function parseServerAddress(text: string): Result<ServerAddress> {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   const hint = 'write "203.0.113.10:7000" or "rendezvous.example.com:7000"';
-  if (!match) return err(`"${text}" is not host:port; ${hint}`);
-  const host = (match[1] ?? match[2])!;
-  const port = Number(match[3]);
-  if (match[1] !== undefined ? isIP(host) !== 6 : isIP(host) === 0 && !HOSTNAME.test(host)) {
+  const split = splitHostPort(text, hint, 1);
+  if (!split.ok) return split;
+  const { host, port, bracketed } = split.value;
+  if (bracketed ? isIP(host) !== 6 : isIP(host) === 0 && !HOSTNAME.test(host)) {
     return err(`"${text}": "${host}" is not a host name or IP address; ${hint}`);
   }
-  if (port < 1 || port > 65535) return err(`"${text}": port ${port} is outside 1-65535`);
   return ok({ host, port });
 }

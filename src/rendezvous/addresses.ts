@@ -24,15 +24,6 @@ export function sameAddress(a: PublicAddress | undefined, b: PublicAddress | und
   return a !== undefined && b !== undefined && a.ip === b.ip && a.port === b.port;
 }
 
-/** A host as it stands in a URL or a log line: IPv6 in brackets. */
-export function urlHost(host: string): string {
-  return isIP(host) === 6 ? `[${host}]` : host;
-}
-
-export function formatAddress(address: PublicAddress): string {
-  return `${urlHost(address.ip)}:${address.port}`;
-}
-
 /**
  * Parses "203.0.113.0/24", "2001:db8::/32" or a bare address (/32, /128) strictly, returning the canonical
  * text with host bits cleared. The error says what is wrong; the caller prefixes file, key and input.

@@ -4,7 +4,8 @@ import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
 import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
-import { normalizeIp, urlHost, type AddressAllowList } from './addresses.js';
+import { urlHost } from '../config/address.js';
+import { normalizeIp, type AddressAllowList } from './addresses.js';
 import type { AgentRecord } from './registry.js';
 
 export interface WebRequest {
