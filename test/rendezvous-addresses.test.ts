@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatAddress } from '../src/config/address.js';
 import { AddressAllowList, normalizeIp, parseCidrText } from '../src/rendezvous/addresses.js';
-import { TokenBuckets } from '../src/rendezvous/rate-limit.js';
+import { TokenBuckets } from '../src/common/token-buckets.js';
 
 test('normalizeIp: one text form per address; anything else is not an address', () => {
   const cases: [string, string | undefined][] = [

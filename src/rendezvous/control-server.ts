@@ -7,7 +7,7 @@ import { formatAddress } from '../config/address.js';
 import { normalizeIp } from './addresses.js';
 import { ControlSession, type SessionHost } from './control-session.js';
 import { listenOn } from './listen.js';
-import { TokenBuckets } from './rate-limit.js';
+import { TokenBuckets } from '../common/token-buckets.js';
 import type { ProbeOutcome, Registry, RegistrationOutcome } from './registry.js';
 
 /** Guards against scanners and broken clients, per source IP. */
