@@ -4,13 +4,14 @@ import { agentCommand } from './agent.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { installServiceCommand, serviceStatusCommand, uninstallServiceCommand } from './install-service.js';
+import { keygenCommand, keysCommand } from './keys.js';
 import { rendezvousCommand } from './rendezvous.js';
 import { reregisterCommand } from './reregister.js';
 import { statusCommand } from './status.js';
 import { versionCommand } from './version.js';
 
 const COMMANDS: Command[] = [
-  agentCommand, rendezvousCommand, statusCommand, reregisterCommand,
+  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, keygenCommand, keysCommand,
   installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
   demoCommand, versionCommand,
 ];
