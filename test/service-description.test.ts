@@ -101,3 +101,20 @@ test('dailyTimeFromCron reads one fixed daily time and nothing else', () => {
   ];
   for (const [expression, expected] of cases) assert.deepEqual(dailyTimeFromCron(expression), expected, expression);
 });
+
+test('on Linux a stateDir in /tmp or /var/tmp is refused (PrivateTmp hides it), naming the config key; look-alikes and macOS are fine', () => {
+  const cases: [string, 'linux' | 'macos', boolean][] = [
+    ['/tmp', 'linux', true],
+    ['/tmp/homeport', 'linux', true],
+    ['/var/tmp/homeport/state', 'linux', true],
+    ['/tmpfs/homeport', 'linux', false],
+    ['/var/tmpdata', 'linux', false],
+    ['/var/lib/homeport-agent', 'linux', false],
+    ['/tmp/homeport', 'macos', false],
+  ];
+  for (const [stateDirectory, platform, refused] of cases) {
+    const problems = problemsOf({ stateDirectory, platform });
+    assert.equal(problems.length, refused ? 1 : 0, `${platform} ${stateDirectory}: ${problems.join('; ')}`);
+    if (refused) assert.match(problems[0]!, /^stateDir ".*" \(the config's stateDir\) is under \/(var\/)?tmp: .*PrivateTmp=yes.*e\.g\. stateDir = "\/var\/lib\/homeport-agent"$/);
+  }
+});

@@ -36,6 +36,9 @@ async function filesBelow(dir: string, prefix = ''): Promise<string[]> {
   return nested.flat();
 }
 
+/** Outside /tmp: a Linux service's /tmp is private (PrivateTmp), so install-service refuses a stateDir there. Nothing creates it: the runner is fake. */
+const STATE_DIR = '/srv/homeport-test/state';
+
 const AGENT_CONFIG = (stateDir: string): string => `
 [agent]
 name = "home"
@@ -60,11 +63,11 @@ reregister = "0 35 3 * * *"
 async function agentConfigFile(): Promise<{ file: string; dir: string }> {
   const dir = await tempDir('hp-svc-cfg-');
   const file = join(dir, 'agent.toml');
-  await writeFile(file, AGENT_CONFIG(join(dir, 'state')));
+  await writeFile(file, AGENT_CONFIG(STATE_DIR));
   return { file, dir };
 }
 
-test('Linux install: unit files 0644 in /etc/systemd/system, then user, directories, daemon-reload, enable --now service and timer', async () => {
+test('Linux install: stop and disable what an earlier install started, unit files 0644 in /etc/systemd/system, then user, directories, daemon-reload, enable --now service and timer', async () => {
   const d = sampleDescription('agent', 'linux');
   const plan = planInstall(d);
   assert.deepEqual(plan.files.map((f) => [f.path, f.mode]), [
@@ -76,6 +79,8 @@ test('Linux install: unit files 0644 in /etc/systemd/system, then user, director
   const root = await tempDir('hp-svc-root-');
   assert.deepEqual(await applyPlan(plan, { runner, fs: rootedFileSystem(root) }), { ok: true, value: undefined });
   assert.deepEqual(ran, [
+    'systemctl disable --now homeport-agent-reregister.timer',
+    'systemctl disable --now homeport-agent.service',
     'systemd-sysusers --inline u homeport - "homeport agent"',
     'install -d -o homeport -m 0750 /var/lib/homeport-agent',
     'install -d -o homeport -m 0750 /var/log/homeport-agent',
@@ -88,12 +93,13 @@ test('Linux install: unit files 0644 in /etc/systemd/system, then user, director
   assert.equal(await readFile(written, 'utf8'), renderServiceFiles(d)[0]!.content);
 });
 
-test('macOS install: plists root:wheel 0644 in /Library/LaunchDaemons, log directory, enable + bootstrap each job, then the firewall', () => {
+test('macOS install: plists and the newsyslog entry root:wheel 0644, state and log directories, enable + bootstrap each job, then the firewall', () => {
   const d = sampleDescription('agent', 'macos');
   const plan = planInstall(d);
   assert.deepEqual(plan.files.map((f) => [f.path, f.mode, f.owner]), [
     ['/Library/LaunchDaemons/org.homeport.agent.plist', 0o644, { uid: 0, gid: 0 }],
     ['/Library/LaunchDaemons/org.homeport.agent.reregister.plist', 0o644, { uid: 0, gid: 0 }],
+    ['/etc/newsyslog.d/org.homeport.agent.conf', 0o644, { uid: 0, gid: 0 }],
   ]);
   assert.deepEqual(plan.commands.map((argv) => argv.join(' ')), [
     'install -d -o homeport -m 0750 /usr/local/var/lib/homeport-agent',
@@ -105,6 +111,7 @@ test('macOS install: plists root:wheel 0644 in /Library/LaunchDaemons, log direc
     '/usr/libexec/ApplicationFirewall/socketfilterfw --add /usr/local/bin/node',
     '/usr/libexec/ApplicationFirewall/socketfilterfw --unblockapp /usr/local/bin/node',
   ]);
+  assert.deepEqual(plan.stop.map((argv) => argv.join(' ')), ['launchctl bootout system/org.homeport.agent.reregister', 'launchctl bootout system/org.homeport.agent']);
   assert.ok(plan.notes.some((note) => /firewall.*inbound/.test(note)), 'the firewall step says why');
   assert.ok(plan.notes.some((note) => note.includes('launchctl kickstart -k system/org.homeport.agent')));
 });
@@ -151,7 +158,7 @@ test('a failing command stops the plan with a one-line error naming the command'
 });
 
 /** The service commands with everything outside injected; `uid` decides whether it runs as root. */
-function testCommands(root: string, uid: number, runner: CommandRunner, hostPlatform: ServicePlatform = 'linux') {
+function testCommands(root: string, uid: number, runner: CommandRunner, hostPlatform: ServicePlatform = 'linux', overrides: Partial<ServiceCommandEnvironment> = {}) {
   const out: string[] = [];
   const errors: string[] = [];
   const environment: ServiceCommandEnvironment = {
@@ -160,11 +167,13 @@ function testCommands(root: string, uid: number, runner: CommandRunner, hostPlat
     outputFs: rootedFileSystem,
     getuid: () => uid,
     hostPlatform,
-    nodePath: '/usr/bin/node',
+    node: { path: '/usr/bin/node', realPath: '/usr/bin/node' },
     cliPath: '/usr/lib/node_modules/homeport/dist/src/cli/main.js',
     env: { SUDO_USER: 'alice' },
+    probe: () => undefined,
     out: (line) => out.push(line),
     error: (line) => errors.push(line),
+    ...overrides,
   };
   return { commands: createServiceCommands(environment), out, errors };
 }
@@ -181,14 +190,14 @@ test('install-service without root refuses with one line and exit 2, running and
 });
 
 test('install-service as root then uninstall-service through the commands: installed, reported running, then gone', async () => {
-  const { file, dir } = await agentConfigFile();
+  const { file } = await agentConfigFile();
   const root = await tempDir('hp-svc-root-');
   const { runner, ran } = recordingRunner();
   const { commands, errors, out } = testCommands(root, 0, runner);
   assert.equal(await commands.install.run(['agent', '--config', file]), 0, errors.join('\n'));
   assert.deepEqual((await filesBelow(root)).sort(), ['etc/systemd/system/homeport-agent-reregister.service', 'etc/systemd/system/homeport-agent-reregister.timer', 'etc/systemd/system/homeport-agent.service']);
   assert.match(await readFile(join(root, 'etc/systemd/system/homeport-agent-reregister.timer'), 'utf8'), /OnCalendar=\*-\*-\* 03:35:00/);
-  assert.ok(ran.includes(`install -d -o homeport -m 0750 ${join(dir, 'state')}`));
+  assert.ok(ran.includes(`install -d -o homeport -m 0750 ${STATE_DIR}`));
 
   assert.equal(await commands.status.run(['agent', '--config', file]), 0);
   assert.ok(out.includes('installed  /etc/systemd/system/homeport-agent.service'));
@@ -207,7 +216,7 @@ test('--platform macos on a Linux host is refused unless only rendering, naming 
 });
 
 test('--output-dir writes exactly the rendered service files and runs nothing', async () => {
-  const { file, dir } = await agentConfigFile();
+  const { file } = await agentConfigFile();
   const output = await tempDir('hp-svc-out-');
   const { runner, ran } = recordingRunner();
   const { commands } = testCommands(await tempDir('hp-svc-root-'), 1000, runner, 'linux');
@@ -219,8 +228,8 @@ test('--output-dir writes exactly the rendered service files and runs nothing', 
     cliPath: '/usr/lib/node_modules/homeport/dist/src/cli/main.js',
     configPath: file,
     user: 'alice',
-    stateDirectory: join(dir, 'state'),
-    workingDirectory: join(dir, 'state'),
+    stateDirectory: STATE_DIR,
+    workingDirectory: STATE_DIR,
     logDirectory: '/Library/Logs/homeport-agent',
     environment: {},
     listenPorts: [25305],
@@ -230,17 +239,19 @@ test('--output-dir writes exactly the rendered service files and runs nothing', 
   for (const f of expected) assert.equal(await readFile(join(output, f.name), 'utf8'), f.content, f.name);
 });
 
-const INSTALL_SERVICE_MODULE = fileURLToPath(new URL('../src/cli/install-service.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-/** Runs `homeport install-service <args>` in a child process through the command object main.ts registers. */
-function runInstallService(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const script = `const { installServiceCommand } = await import(${JSON.stringify(INSTALL_SERVICE_MODULE)});
-process.exitCode = await installServiceCommand.run(process.argv.slice(1));`;
+/** Runs `homeport <args>` in a child process, as a user would. */
+function runHomeport(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script, ...args], (error, stdout, stderr) => {
+    execFile(process.execPath, [MAIN, ...args], (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
     });
   });
+}
+
+function runInstallService(args: string[]) {
+  return runHomeport(['install-service', ...args]);
 }
 
 for (const platform of ['linux', 'macos'] as const) {
@@ -257,9 +268,174 @@ for (const platform of ['linux', 'macos'] as const) {
       assert.deepEqual(commands.slice(-3), ['systemctl daemon-reload', 'systemctl enable --now homeport-agent.service', 'systemctl enable --now homeport-agent-reregister.timer']);
       assert.match(run.stdout, /^ExecStart=\S+ \S+main\.js agent --config /m);
     } else {
-      assert.deepEqual(written, ['/Library/LaunchDaemons/org.homeport.agent.plist', '/Library/LaunchDaemons/org.homeport.agent.reregister.plist']);
+      assert.deepEqual(written, ['/Library/LaunchDaemons/org.homeport.agent.plist', '/Library/LaunchDaemons/org.homeport.agent.reregister.plist', '/etc/newsyslog.d/org.homeport.agent.conf']);
       assert.ok(commands.includes('launchctl bootstrap system /Library/LaunchDaemons/org.homeport.agent.plist'));
       assert.match(run.stdout, /<key>Label<\/key>\n\t<string>org\.homeport\.agent<\/string>/);
     }
   });
 }
+
+test('a Linux stateDir under /tmp or /var/tmp is refused with one line naming stateDir and the fix, exit 2; macOS takes it', async () => {
+  for (const stateDir of ['/tmp/homeport-state', '/var/tmp/homeport']) {
+    const dir = await tempDir('hp-svc-cfg-');
+    const file = join(dir, 'agent.toml');
+    await writeFile(file, AGENT_CONFIG(stateDir));
+    const linux = await runInstallService(['agent', '--config', file, '--print', '--platform', 'linux']);
+    assert.equal(linux.code, 2);
+    assert.equal(linux.stdout, '');
+    const lines = linux.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, linux.stderr);
+    assert.match(lines[0]!, new RegExp(`stateDir "${stateDir}" \\(the config's stateDir\\) is under /(var/)?tmp: .*PrivateTmp=yes.*set stateDir to a lasting directory, e\\.g\\. stateDir = "/var/lib/homeport-agent"`));
+    const mac = await runInstallService(['agent', '--config', file, '--print', '--platform', 'macos']);
+    assert.equal(mac.code, 0, mac.stderr);
+  }
+});
+
+/** The marker files of each NAS system, as a fake probe of this machine. */
+const NAS_MARKERS = {
+  synology: { '/etc/synoinfo.conf': '', '/etc.defaults/VERSION': 'productversion="7.2.1"\n' },
+  qnap: { '/etc/config/qpkg.conf': '' },
+  unraid: { '/etc/unraid-version': 'version="6.12.10"\n' },
+  truenas: { '/etc/version': '24.10.2\n', '/usr/bin/midclt': '' },
+} as const;
+
+test('install-service on a detected NAS installs nothing, even as root, and prints its steps with the exact command line', async () => {
+  const { file } = await agentConfigFile();
+  const places = { synology: 'Task Scheduler', qnap: 'autorun.sh', unraid: 'User Scripts', truenas: 'Init/Shutdown Scripts' };
+  for (const [system, markers] of Object.entries(NAS_MARKERS) as [keyof typeof NAS_MARKERS, Record<string, string>][]) {
+    const root = await tempDir('hp-svc-root-');
+    const { runner, ran } = recordingRunner();
+    const { commands, out, errors } = testCommands(root, 0, runner, 'linux', { probe: (p) => markers[p] });
+    assert.equal(await commands.install.run(['agent', '--config', file]), 0, errors.join('\n'));
+    assert.deepEqual(ran, [], `${system}: nothing run`);
+    assert.deepEqual(await filesBelow(root), [], `${system}: nothing written`);
+    const text = out.join('\n');
+    assert.match(text, /Nothing was installed/);
+    assert.ok(text.includes(places[system]), `${system}: ${places[system]}`);
+    assert.ok(text.includes(`/usr/bin/node /usr/lib/node_modules/homeport/dist/src/cli/main.js agent --config ${file} --pid-file ${STATE_DIR}/agent.pid`), `${system}: the command line`);
+    assert.match(text, /bridge networking puts a second NAT/);
+  }
+});
+
+test('--nas prints a system\'s steps on any machine; it excludes --platform and --output-dir; an unknown one is a usage error', async () => {
+  const { file } = await agentConfigFile();
+  const { runner, ran } = recordingRunner();
+  const { commands, out } = testCommands(await tempDir('hp-svc-root-'), 1000, runner, 'macos');
+  assert.equal(await commands.install.run(['agent', '--config', file, '--nas', 'unraid']), 0);
+  assert.deepEqual(ran, []);
+  assert.match(out[0]!, /^For Unraid \(--nas\): /);
+  assert.match(out.join('\n'), /"At Startup of Array"/);
+  await assert.rejects(commands.install.run(['agent', '--config', file, '--nas', 'freenas']), /--nas "freenas": use "synology", "qnap", "unraid", "truenas"/);
+  await assert.rejects(commands.install.run(['agent', '--config', file, '--nas', 'qnap', '--platform', 'linux']), /--nas and --platform exclude each other/);
+  await assert.rejects(commands.install.run(['agent', '--config', file, '--nas', 'qnap', '--output-dir', '/tmp/x']), /--nas and --output-dir exclude each other/);
+});
+
+test('on a NAS, --output-dir still renders the service files it is asked for', async () => {
+  const { file } = await agentConfigFile();
+  const output = await tempDir('hp-svc-out-');
+  const { commands } = testCommands(await tempDir('hp-svc-root-'), 1000, recordingRunner().runner, 'linux', { probe: (p) => (NAS_MARKERS.qnap as Record<string, string>)[p] });
+  assert.equal(await commands.install.run(['agent', '--config', file, '--output-dir', output]), 0);
+  assert.deepEqual((await filesBelow(output)).sort(), ['homeport-agent-reregister.service', 'homeport-agent-reregister.timer', 'homeport-agent.service']);
+});
+
+test('uninstall-service and service-status need no --config: the program names every file and job', async () => {
+  for (const platform of ['linux', 'macos'] as ServicePlatform[]) {
+    const { file } = await agentConfigFile();
+    const root = await tempDir('hp-svc-root-');
+    const { runner, ran } = recordingRunner();
+    // chown to root:wheel needs root: the macOS run writes the files without changing their owner.
+    const fs = rootedFileSystem(root);
+    const { commands, out, errors } = testCommands(root, 0, runner, platform, { fs: { ...fs, write: ({ owner: _owner, ...f }) => fs.write(f) } });
+    assert.equal(await commands.install.run(['agent', '--config', file]), 0, errors.join('\n'));
+    const installed = (await filesBelow(root)).sort();
+    assert.equal(installed.length, 3, `${platform}: ${installed.join(', ')}`);
+
+    out.length = 0;
+    assert.equal(await commands.status.run(['agent']), 0, out.join('\n'));
+    assert.equal(out.filter((line) => line.startsWith('installed  ')).length, 3, `${platform}: the backstop is found by its files`);
+
+    ran.length = 0;
+    out.length = 0;
+    assert.equal(await commands.uninstall.run(['agent']), 0, errors.join('\n'));
+    assert.deepEqual(await filesBelow(root), [], `${platform}: files left behind`);
+    assert.equal(ran.length, platform === 'linux' ? 3 : 2, ran.join('\n'));
+    assert.ok(out.some((line) => line.includes('the state (stateDir in the config)')), 'without the config, the state directory is named by its key');
+    assert.equal(await commands.status.run(['agent']), 1);
+  }
+});
+
+test('uninstall-service without a config removes the backstop too, so a changed config leaves nothing behind', async () => {
+  const { commands, out } = testCommands(await tempDir('hp-svc-root-'), 1000, recordingRunner().runner, 'linux');
+  assert.equal(await commands.uninstall.run(['agent', '--print', '--platform', 'macos']), 0);
+  assert.deepEqual(out.filter((line) => line.startsWith('would remove: ')), [
+    'would remove: /Library/LaunchDaemons/org.homeport.agent.plist',
+    'would remove: /Library/LaunchDaemons/org.homeport.agent.reregister.plist',
+    'would remove: /etc/newsyslog.d/org.homeport.agent.conf',
+  ]);
+});
+
+test('a Homebrew node: the plist names the stable opt link, the firewall allows the real binary, and the plan says so', async () => {
+  const { file } = await agentConfigFile();
+  const cellar = '/opt/homebrew/Cellar/node/22.3.0/bin/node';
+  const { commands, out } = testCommands(await tempDir('hp-svc-root-'), 0, recordingRunner().runner, 'macos', {
+    node: { path: '/opt/homebrew/opt/node/bin/node', realPath: cellar },
+  });
+  assert.equal(await commands.install.run(['agent', '--config', file, '--print']), 0);
+  const text = out.join('\n');
+  assert.match(text, /<key>ProgramArguments<\/key>\n\t<array>\n\t\t<string>\/opt\/homebrew\/opt\/node\/bin\/node<\/string>/);
+  assert.ok(out.includes(`would run: /usr/libexec/ApplicationFirewall/socketfilterfw --add ${cellar}`));
+  assert.ok(out.includes(`would run: /usr/libexec/ApplicationFirewall/socketfilterfw --unblockapp ${cellar}`));
+  assert.match(text, /^note: the application firewall lets \/opt\/homebrew\/Cellar\/node\/22\.3\.0\/bin\/node accept inbound connections: the punched port must reach the agent; after upgrading node run install-service again/m);
+
+  const explained = testCommands(await tempDir('hp-svc-root-'), 0, recordingRunner().runner, 'macos', {
+    node: { path: cellar, realPath: cellar, note: 'node is in the Cellar, which "brew upgrade" replaces' },
+  });
+  assert.equal(await explained.commands.install.run(['agent', '--config', file, '--print']), 0);
+  assert.ok(explained.out.includes('note: node is in the Cellar, which "brew upgrade" replaces'));
+});
+
+/** A launchctl that remembers what is loaded: bootstrap of a loaded job fails (error 5), as the real one does. */
+function fakeLaunchctl(): CommandRunner {
+  const loaded = new Set<string>();
+  return async ([program, verb, ...args]) => {
+    if (program !== 'launchctl') return { code: 0, output: '' };
+    if (verb === 'bootstrap') {
+      const label = args[1]!.replace(/^.*\//, '').replace(/\.plist$/, '');
+      if (loaded.has(label)) return { code: 5, output: 'Bootstrap failed: 5: Input/output error' };
+      loaded.add(label);
+    }
+    if (verb === 'bootout' && !loaded.delete(args[0]!.replace('system/', ''))) return { code: 3, output: 'Boot-out failed: 3: No such process' };
+    return { code: 0, output: '' };
+  };
+}
+
+test('installing a second time (after a config change or a node upgrade) replaces the loaded jobs instead of failing', async () => {
+  const d = sampleDescription('agent', 'macos');
+  const root = await tempDir('hp-svc-root-');
+  const runner = fakeLaunchctl();
+  const plan = planInstall(d);
+  const files = plan.files.map(({ owner: _owner, ...file }) => file);
+  assert.deepEqual(await applyPlan({ ...plan, files }, { runner, fs: rootedFileSystem(root) }), { ok: true, value: undefined });
+  assert.deepEqual(await applyPlan({ ...plan, files }, { runner, fs: rootedFileSystem(root) }), { ok: true, value: undefined });
+  // Without the stop step the same fake refuses, so the test would notice it missing.
+  const unstopped = await applyPlan({ ...plan, stop: [], files }, { runner, fs: rootedFileSystem(root) });
+  assert.equal(unstopped.ok, false);
+});
+
+test('an install without the backstop removes the one an earlier install left (the config dropped its daily time)', async () => {
+  for (const platform of ['linux', 'macos'] as ServicePlatform[]) {
+    const withJob = sampleDescription('agent', platform);
+    const { reregisterCalendar: _dropped, ...withoutJob } = withJob;
+    const root = await tempDir('hp-svc-root-');
+    const strip = (plan: ReturnType<typeof planInstall>) => ({ ...plan, files: plan.files.map(({ owner: _owner, ...file }) => file) });
+    assert.equal((await applyPlan(strip(planInstall(withJob)), { runner: recordingRunner().runner, fs: rootedFileSystem(root) })).ok, true);
+    const { runner, ran } = recordingRunner();
+    assert.equal((await applyPlan(strip(planInstall(withoutJob)), { runner, fs: rootedFileSystem(root) })).ok, true);
+    const left = (await filesBelow(root)).sort();
+    assert.deepEqual(left, platform === 'linux'
+      ? ['etc/systemd/system/homeport-agent.service']
+      : ['Library/LaunchDaemons/org.homeport.agent.plist', 'etc/newsyslog.d/org.homeport.agent.conf']);
+    assert.ok(ran.some((line) => /(disable --now homeport-agent-reregister\.timer|bootout system\/org\.homeport\.agent\.reregister)$/.test(line)), `${platform}: the old backstop is stopped`);
+    assert.ok(!ran.some((line) => /reregister/.test(line) && /(enable|bootstrap)/.test(line)), `${platform}: and not started again`);
+  }
+});

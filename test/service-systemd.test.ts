@@ -61,6 +61,9 @@ test('ExecStart words escape "%" and "$" and quote spaces, quotes and backslashe
 
 test('the unit restarts, stops on a config error, waits for the network and never denies W^X memory', () => {
   const unit = renderSystemdUnit(sampleDescription('agent', 'linux'));
+  // Readiness comes from `systemd-notify --ready`, a child of the daemon: only NotifyAccess=all accepts it.
+  assert.deepEqual(settings(unit, 'Type'), ['notify']);
+  assert.deepEqual(settings(unit, 'NotifyAccess'), ['all']);
   assert.deepEqual(settings(unit, 'Restart'), ['always']);
   assert.deepEqual(settings(unit, 'RestartSec'), ['5']);
   assert.deepEqual(settings(unit, 'RestartPreventExitStatus'), ['2']);

@@ -7,12 +7,14 @@ import { loadRendezvousConfig } from '../config/rendezvous.js';
 import {
   dailyTimeFromCron,
   describeService,
+  mayHaveReregisterJob,
+  serviceIdentity,
   type ServiceDescription,
   type ServiceInputs,
   type ServicePlatform,
   type ServiceProgram,
 } from '../service/description.js';
-import { renderServiceFiles } from '../service/files.js';
+import { renderServiceFiles, reregisterJobPaths } from '../service/files.js';
 import {
   applyPlan,
   formatCommand,
@@ -25,6 +27,8 @@ import {
   type PlanFileSystem,
   type ServicePlan,
 } from '../service/installer.js';
+import { checkNasLaunch, detectNas, fileMarkerProbe, NAS_SYSTEMS, renderNasGuide, type MarkerProbe, type NasSystem } from '../service/nas.js';
+import { chooseNodeBinary, type NodeBinaryChoice } from '../service/node-binary.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag, UsageError } from './command.js';
 
 /** What the service commands touch outside themselves, injected so tests need neither root nor launchctl. */
@@ -35,9 +39,11 @@ export interface ServiceCommandEnvironment {
   outputFs: (dir: string) => PlanFileSystem;
   getuid: () => number;
   hostPlatform: ServicePlatform;
-  nodePath: string;
+  node: NodeBinaryChoice;
   cliPath: string;
   env: NodeJS.ProcessEnv;
+  /** Looks for the marker files of NAS systems. */
+  probe: MarkerProbe;
   out: (line: string) => void;
   error: (line: string) => void;
 }
@@ -50,6 +56,10 @@ const PROGRAMS: ServiceProgram[] = ['agent', 'rendezvous'];
 const PLATFORMS: ServicePlatform[] = ['linux', 'macos'];
 
 const LOG_ROOT: Record<ServicePlatform, string> = { linux: '/var/log', macos: '/Library/Logs' };
+
+function logDirectory(platform: ServicePlatform, program: ServiceProgram): string {
+  return path.posix.join(LOG_ROOT[platform], `homeport-${program}`);
+}
 
 const SERVICE_FLAGS = {
   config: { type: 'string', short: 'c' },
@@ -71,14 +81,22 @@ function parsePlatform(value: string | undefined, host: ServicePlatform): Servic
   return value as ServicePlatform;
 }
 
+function parseNas(value: string | undefined): NasSystem | undefined {
+  if (value === undefined) return undefined;
+  if (!NAS_SYSTEMS.includes(value as NasSystem)) throw new UsageError(`--nas "${value}": use ${NAS_SYSTEMS.map((s) => `"${s}"`).join(', ')}`);
+  return value as NasSystem;
+}
+
 /** Linux runs the daemon as a system account; macOS as the person who ran sudo (a LaunchDaemon needs a real user). */
 function defaultUser(platform: ServicePlatform, env: NodeJS.ProcessEnv): string {
   if (platform === 'linux') return 'homeport';
   return env.SUDO_USER || userInfo().username;
 }
 
+type ConfigInputs = Pick<ServiceInputs, 'stateDirectory' | 'listenPorts' | 'reregisterCalendar'>;
+
 /** The parts of the description that come from the program's configuration. */
-async function configInputs(program: ServiceProgram, configPath: string): Promise<Pick<ServiceInputs, 'stateDirectory' | 'listenPorts' | 'reregisterCalendar'>> {
+async function configInputs(program: ServiceProgram, configPath: string): Promise<ConfigInputs> {
   if (program === 'rendezvous') {
     const { rendezvous } = await loadRendezvousConfig(configPath);
     return { stateDirectory: rendezvous.stateDir, listenPorts: [rendezvous.control.port, rendezvous.http.port] };
@@ -88,18 +106,22 @@ async function configInputs(program: ServiceProgram, configPath: string): Promis
   return { stateDirectory: config.agent.stateDir, listenPorts: [config.agent.listen.port], ...(calendar && { reregisterCalendar: calendar }) };
 }
 
+type FlagValues = Record<string, string | boolean | undefined>;
+
 interface ServiceRequest {
-  description: ServiceDescription;
-  values: Record<string, string | boolean | undefined>;
+  program: ServiceProgram;
+  platform: ServicePlatform;
+  user: string;
+  values: FlagValues;
 }
 
-/** Parses the common flags and builds the description; undefined after printing --help. */
-async function serviceRequest(
+/** Parses the common flags; undefined after printing --help. */
+function serviceRequest(
   command: Command,
   argv: string[],
   extraFlags: Record<string, { type: 'boolean' | 'string' }>,
   env: ServiceCommandEnvironment,
-): Promise<ServiceRequest | undefined> {
+): ServiceRequest | undefined {
   const { values, positionals } = parseFlags(argv, { ...SERVICE_FLAGS, ...extraFlags }, true);
   if (values.help) {
     env.out(command.help);
@@ -107,19 +129,50 @@ async function serviceRequest(
   }
   const program = parseProgram(positionals, command.name);
   const platform = parsePlatform(values.platform as string | undefined, env.hostPlatform);
-  const configPath = path.resolve(requireConfigFlag(values.config as string | undefined));
+  const user = (values.user as string | undefined) ?? defaultUser(platform, env.env);
+  return { program, platform, user, values };
+}
+
+function configPathOf(values: FlagValues): string {
+  return path.resolve(requireConfigFlag(values.config as string | undefined));
+}
+
+/** The full description install-service renders, from the flags and the program's config. */
+function describeRequest(request: ServiceRequest, configPath: string, fromConfig: ConfigInputs, env: ServiceCommandEnvironment): ServiceDescription {
   const described = describeService({
-    program,
-    platform,
-    nodePath: env.nodePath,
+    program: request.program,
+    platform: request.platform,
+    nodePath: env.node.path,
     cliPath: env.cliPath,
     configPath,
-    user: (values.user as string | undefined) ?? defaultUser(platform, env.env),
-    logDirectory: path.posix.join(LOG_ROOT[platform], `homeport-${program}`),
-    ...(await configInputs(program, configPath)),
+    user: request.user,
+    logDirectory: logDirectory(request.platform, request.program),
+    ...fromConfig,
   });
   if (!described.ok) throw new UsageError(described.error.split('\n').join('; '));
-  return { description: described.value, values };
+  return described.value;
+}
+
+/**
+ * The NAS whose steps install-service prints instead of installing: the one --nas names, or the one this
+ * machine is when it installs for itself on Linux (rendering files with --output-dir is left alone).
+ */
+function nasTarget(request: ServiceRequest, env: ServiceCommandEnvironment): NasSystem | undefined {
+  const forced = parseNas(request.values.nas as string | undefined);
+  if (forced) {
+    if (request.values.platform !== undefined) throw new UsageError('--nas and --platform exclude each other: a NAS gets steps, not service files');
+    if (request.values['output-dir'] !== undefined) throw new UsageError('--nas and --output-dir exclude each other: a NAS gets steps, not service files');
+    return forced;
+  }
+  if (request.platform !== 'linux' || env.hostPlatform !== 'linux' || request.values['output-dir'] !== undefined) return undefined;
+  return detectNas(env.probe)?.system;
+}
+
+function printNasGuide(system: NasSystem, request: ServiceRequest, configPath: string, fromConfig: ConfigInputs, env: ServiceCommandEnvironment): number {
+  const launch = checkNasLaunch({ program: request.program, nodePath: env.node.path, cliPath: env.cliPath, configPath, stateDirectory: fromConfig.stateDirectory });
+  if (!launch.ok) throw new UsageError(launch.error.split('\n').join('; '));
+  for (const line of renderNasGuide(system, launch.value, detectNas(env.probe))) env.out(line);
+  return EXIT.ok;
 }
 
 function printPlan(plan: ServicePlan, out: (line: string) => void): void {
@@ -135,9 +188,9 @@ function printPlan(plan: ServicePlan, out: (line: string) => void): void {
 }
 
 /** Refuses to change the running system for another platform's files or without root; a message, or undefined. */
-function applyRefusal(name: string, d: ServiceDescription, env: ServiceCommandEnvironment): string | undefined {
-  if (d.platform !== env.hostPlatform) {
-    return `${name}: --platform ${d.platform} differs from this system (${env.hostPlatform}): add --print or --output-dir to only render the files`;
+function applyRefusal(name: string, platform: ServicePlatform, env: ServiceCommandEnvironment): string | undefined {
+  if (platform !== env.hostPlatform) {
+    return `${name}: --platform ${platform} differs from this system (${env.hostPlatform}): add --print or --output-dir to only render the files`;
   }
   if (env.getuid() !== 0) return `${name} needs root: run it with sudo`;
   return undefined;
@@ -153,6 +206,20 @@ async function applyAndReport(name: string, plan: ServicePlan, env: ServiceComma
   return EXIT.ok;
 }
 
+/** Prints the plan (--print) or applies it when this system and this user may. */
+async function printOrApply(name: string, plan: ServicePlan, request: ServiceRequest, env: ServiceCommandEnvironment): Promise<number> {
+  if (request.values.print) {
+    printPlan(plan, env.out);
+    return EXIT.ok;
+  }
+  const refusal = applyRefusal(name, request.platform, env);
+  if (refusal) {
+    env.error(refusal);
+    return EXIT.usage;
+  }
+  return applyAndReport(name, plan, env);
+}
+
 async function writeOutputDir(dir: string, d: ServiceDescription, env: ServiceCommandEnvironment): Promise<number> {
   const target = env.outputFs(path.resolve(dir));
   for (const file of renderServiceFiles(d)) {
@@ -162,105 +229,136 @@ async function writeOutputDir(dir: string, d: ServiceDescription, env: ServiceCo
   return EXIT.ok;
 }
 
-const COMMON_OPTIONS = `  -c, --config <file>      the program's configuration
-  --platform linux|macos   default: this system
-  --user <name>            the account the service runs as (default: "homeport" on Linux, the sudo user on macOS)
-  -h, --help               show this help`;
+/** The config of uninstall-service and service-status: optional, it only adds the state directory and the backstop's presence. */
+async function optionalConfig(request: ServiceRequest): Promise<ConfigInputs | undefined> {
+  return request.values.config === undefined ? undefined : configInputs(request.program, configPathOf(request.values));
+}
+
+async function anyExists(paths: string[], fs: PlanFileSystem): Promise<boolean> {
+  const found = await Promise.all(paths.map((filePath) => fs.exists(filePath)));
+  return found.includes(true);
+}
+
+async function reportStatus(request: ServiceRequest, env: ServiceCommandEnvironment): Promise<number> {
+  const id = serviceIdentity(request.program, request.platform);
+  const fromConfig = await optionalConfig(request);
+  // Without a config, the backstop is checked when its files are there (an agent may run without one).
+  const withBackstop = fromConfig ? fromConfig.reregisterCalendar !== undefined : await anyExists(reregisterJobPaths(id), env.fs);
+  const plan = planStatus(id, mayHaveReregisterJob(id) && withBackstop);
+  let healthy = true;
+  for (const filePath of plan.files) {
+    const present = await env.fs.exists(filePath);
+    healthy &&= present;
+    env.out(`${present ? 'installed' : 'missing  '}  ${filePath}`);
+  }
+  for (const argv of plan.commands) {
+    const outcome = await env.runner(argv);
+    healthy &&= outcome.code === 0;
+    env.out(`${formatCommand(argv)}: ${outcome.code === 0 ? 'ok' : `exit ${outcome.code}`}${outcome.output ? ` (${outcome.output.split('\n')[0]})` : ''}`);
+  }
+  return healthy ? EXIT.ok : EXIT.failure;
+}
+
+const COMMON_OPTIONS = `  --platform linux|macos   default: this system
+  --user <name>            the account the service runs as (default: "homeport" on Linux, the sudo user on macOS)`;
+const HELP_OPTION = '  -h, --help               show this help';
 
 export function createServiceCommands(env: ServiceCommandEnvironment): { install: Command; uninstall: Command; status: Command } {
   const install: Command = {
     name: 'install-service',
     summary: 'install the agent or rendezvous as a systemd service or LaunchDaemon',
-    help: `Usage: homeport install-service agent|rendezvous --config <file> [--platform linux|macos] [--print] [--output-dir DIR] [--user NAME]
+    help: `Usage: homeport install-service agent|rendezvous --config <file> [--platform linux|macos] [--print] [--output-dir DIR] [--user NAME] [--nas SYSTEM]
 
-Writes the systemd units (/etc/systemd/system) or LaunchDaemon plists (/Library/LaunchDaemons) for the
-program, with the daily re-register backstop for an agent, and starts them. Needs root.
+Writes the systemd units (/etc/systemd/system) or the LaunchDaemon plists (/Library/LaunchDaemons) and
+log rotation entry (/etc/newsyslog.d) for the program, with the daily re-register backstop for an agent,
+and starts them. Needs root. On a NAS (Synology DSM, QNAP QTS, Unraid, TrueNAS SCALE) it installs
+nothing and prints that system's steps to start the program at boot.
 
 Options:
+  -c, --config <file>      the program's configuration
 ${COMMON_OPTIONS}
   --print                  write nothing: show every file and every command it would run
   --output-dir <dir>       only write the files into <dir> (no root needed, nothing started)
+  --nas synology|qnap|unraid|truenas
+                           print that NAS system's steps, here or on any other machine
+${HELP_OPTION}
 
-Exit codes: 0 installed, 1 a step failed, 2 usage or config error.`,
+Exit codes: 0 installed (or steps printed), 1 a step failed, 2 usage or config error.`,
     async run(argv) {
-      const request = await serviceRequest(this, argv, { print: { type: 'boolean' }, 'output-dir': { type: 'string' } }, env);
+      const request = serviceRequest(this, argv, { print: { type: 'boolean' }, 'output-dir': { type: 'string' }, nas: { type: 'string' } }, env);
       if (!request) return EXIT.ok;
-      const { description, values } = request;
+      const { values } = request;
       if (values.print && values['output-dir'] !== undefined) throw new UsageError('--print and --output-dir exclude each other: give one');
-      const plan = planInstall(description);
-      if (values.print) {
-        printPlan(plan, env.out);
-        return EXIT.ok;
-      }
+      const configPath = configPathOf(values);
+      const fromConfig = await configInputs(request.program, configPath);
+      const nas = nasTarget(request, env);
+      if (nas) return printNasGuide(nas, request, configPath, fromConfig, env);
+      const description = describeRequest(request, configPath, fromConfig, env);
       if (typeof values['output-dir'] === 'string') return writeOutputDir(values['output-dir'], description, env);
-      return refuseOrApply(this.name, plan, description, env);
+      const plan = planInstall(description, env.node.realPath);
+      return printOrApply(this.name, env.node.note ? { ...plan, notes: [env.node.note, ...plan.notes] } : plan, request, env);
     },
   };
 
   const uninstall: Command = {
     name: 'uninstall-service',
     summary: 'stop and remove what install-service installed',
-    help: `Usage: homeport uninstall-service agent|rendezvous --config <file> [--platform linux|macos] [--print] [--user NAME]
+    help: `Usage: homeport uninstall-service agent|rendezvous [--config <file>] [--platform linux|macos] [--print] [--user NAME]
 
-Stops the service and its re-register backstop and removes their files. State and logs stay. Needs root.
+Stops the service and its re-register backstop and removes every file install-service wrote for the
+program. State and logs stay. Needs root. The config is optional: it only names the state directory.
 
 Options:
+  -c, --config <file>      the program's configuration (optional)
 ${COMMON_OPTIONS}
   --print                  change nothing: show every command and file it would remove
+${HELP_OPTION}
 
 Exit codes: 0 removed, 1 a step failed, 2 usage or config error.`,
     async run(argv) {
-      const request = await serviceRequest(this, argv, { print: { type: 'boolean' } }, env);
+      const request = serviceRequest(this, argv, { print: { type: 'boolean' } }, env);
       if (!request) return EXIT.ok;
-      const plan = planUninstall(request.description);
-      if (request.values.print) {
-        printPlan(plan, env.out);
-        return EXIT.ok;
-      }
-      return refuseOrApply(this.name, plan, request.description, env);
+      const fromConfig = await optionalConfig(request);
+      const plan = planUninstall({
+        ...serviceIdentity(request.program, request.platform),
+        nodePath: env.node.realPath,
+        logDirectory: logDirectory(request.platform, request.program),
+        user: request.user,
+        ...(fromConfig && { stateDirectory: fromConfig.stateDirectory }),
+      });
+      return printOrApply(this.name, plan, request, env);
     },
   };
 
   const status: Command = {
     name: 'service-status',
     summary: 'show whether the agent or rendezvous service is installed and running',
-    help: `Usage: homeport service-status agent|rendezvous --config <file> [--platform linux|macos]
+    help: `Usage: homeport service-status agent|rendezvous [--config <file>] [--platform linux|macos]
 
-Shows which service files are installed and what the service manager says about them.
+Shows which service files are installed and what the service manager says about them. The config is
+optional: with it, a missing re-register backstop the config asks for counts as a fault.
 
 Options:
+  -c, --config <file>      the program's configuration (optional)
 ${COMMON_OPTIONS}
+${HELP_OPTION}
 
 Exit codes: 0 installed and running, 1 not (fully) installed or not running, 2 usage or config error.`,
     async run(argv) {
-      const request = await serviceRequest(this, argv, {}, env);
-      if (!request) return EXIT.ok;
-      const plan = planStatus(request.description);
-      let healthy = true;
-      for (const filePath of plan.files) {
-        const present = await env.fs.exists(filePath);
-        healthy &&= present;
-        env.out(`${present ? 'installed' : 'missing  '}  ${filePath}`);
-      }
-      for (const argv of plan.commands) {
-        const outcome = await env.runner(argv);
-        healthy &&= outcome.code === 0;
-        env.out(`${formatCommand(argv)}: ${outcome.code === 0 ? 'ok' : `exit ${outcome.code}`}${outcome.output ? ` (${outcome.output.split('\n')[0]})` : ''}`);
-      }
-      return healthy ? EXIT.ok : EXIT.failure;
+      const request = serviceRequest(this, argv, {}, env);
+      return request ? reportStatus(request, env) : EXIT.ok;
     },
   };
 
   return { install, uninstall, status };
 }
 
-async function refuseOrApply(name: string, plan: ServicePlan, d: ServiceDescription, env: ServiceCommandEnvironment): Promise<number> {
-  const refusal = applyRefusal(name, d, env);
-  if (refusal) {
-    env.error(refusal);
-    return EXIT.usage;
+function realpathOrUndefined(filePath: string): string | undefined {
+  try {
+    return realpathSync(filePath);
+  } catch {
+    return undefined;
   }
-  return applyAndReport(name, plan, env);
 }
 
 const systemEnvironment: ServiceCommandEnvironment = {
@@ -269,10 +367,10 @@ const systemEnvironment: ServiceCommandEnvironment = {
   outputFs: rootedFileSystem,
   getuid: () => process.getuid?.() ?? -1,
   hostPlatform: hostPlatform(),
-  // A service must name the real binary: a symlink (Homebrew's, a distribution's alternatives) can move.
-  nodePath: realpathSync(process.execPath),
+  node: chooseNodeBinary(process.execPath, realpathOrUndefined),
   cliPath: fileURLToPath(new URL('./main.js', import.meta.url)),
   env: process.env,
+  probe: fileMarkerProbe,
   out: (line) => console.log(line),
   error: (line) => console.error(line),
 };

@@ -35,6 +35,18 @@ export interface ServiceDescription {
   reregisterCalendar?: DailyTime;
 }
 
+/** What names an installed service's files and jobs: enough for uninstall-service and service-status. */
+export type ServiceIdentity = Pick<ServiceDescription, 'program' | 'platform' | 'label'>;
+
+export function serviceIdentity(program: ServiceProgram, platform: ServicePlatform): ServiceIdentity {
+  return { program, platform, label: serviceLabel(program, platform) };
+}
+
+/** Only the agent has the daily re-register backstop; uninstall and status look for it whatever the config says now. */
+export function mayHaveReregisterJob(id: ServiceIdentity): boolean {
+  return id.program === 'agent';
+}
+
 /** A description with the backstop re-register job. */
 export type ReregisteringService = ServiceDescription & { reregisterCalendar: DailyTime };
 
@@ -108,6 +120,7 @@ const PROTECT_HOME_DIRS = ['/home', '/root', '/run/user'];
 export function validateDescription(d: ServiceDescription): string[] {
   return [
     ...pathProblems(d),
+    ...(d.platform === 'linux' ? privateTmpProblems(d) : newsyslogPathProblems(d)),
     ...nodeBinaryProblems(d.nodePath, d.platform),
     ...userProblems(d.user),
     ...environmentProblems(d.environment),
@@ -136,7 +149,24 @@ function pathProblems(d: ServiceDescription): string[] {
   return problems;
 }
 
-function absolutePathProblem(value: string): string | undefined {
+/** Directories systemd's PrivateTmp=yes replaces with a private, empty one for the service. */
+const PRIVATE_TMP_DIRS = ['/tmp', '/var/tmp'];
+
+function privateTmpProblems(d: ServiceDescription): string[] {
+  const tmp = PRIVATE_TMP_DIRS.find((dir) => d.stateDirectory === dir || d.stateDirectory.startsWith(`${dir}/`));
+  if (!tmp) return [];
+  return [`stateDir "${d.stateDirectory}" (the config's stateDir) is under ${tmp}: systemd runs the service with PrivateTmp=yes, a private and empty ${tmp}, so its state would be lost at every restart; set stateDir to a lasting directory, e.g. stateDir = "/var/lib/homeport-${d.program}"`];
+}
+
+/** newsyslog.conf separates its fields by whitespace and cannot quote: the log and pid paths must have none. */
+function newsyslogPathProblems(d: ServiceDescription): string[] {
+  const fields = { stateDirectory: d.stateDirectory, logDirectory: d.logDirectory };
+  return Object.entries(fields)
+    .filter(([, value]) => /\s/.test(value))
+    .map(([field, value]) => `service ${field} "${value}": the log rotation entry (/etc/newsyslog.d) cannot hold a path with spaces; use a path without them${field === 'stateDirectory' ? ' (stateDir in the config)' : ''}`);
+}
+
+export function absolutePathProblem(value: string): string | undefined {
   if (/[\x00-\x1f\x7f]/.test(value)) return 'contains a control character (a line break, a tab, NUL); rename it';
   if (!path.posix.isAbsolute(value)) return 'is relative; service managers expand neither ~ nor $VAR nor the working directory, give an absolute path';
   const normalized = path.posix.normalize(value).replace(/(.)\/$/, '$1');
@@ -144,13 +174,18 @@ function absolutePathProblem(value: string): string | undefined {
   return undefined;
 }
 
-function nodeBinaryProblems(nodePath: string, platform: ServicePlatform): string[] {
-  if (!path.posix.isAbsolute(nodePath)) return [];
+/** A node binary that a version manager switches or removes, which would leave a service that no longer starts. */
+export function versionManagerProblem(nodePath: string): string | undefined {
   const segments = nodePath.split('/');
   const manager = VERSION_MANAGER_DIRS.find((dir) => segments.includes(dir));
-  if (manager) {
-    return [`service nodePath "${nodePath}" belongs to a Node version manager (${manager}): it changes or disappears with the next version switch; install node system-wide (a distribution package, nodejs.org or Homebrew) and run the install with that node`];
-  }
+  if (!manager) return undefined;
+  return `service nodePath "${nodePath}" belongs to a Node version manager (${manager}): it changes or disappears with the next version switch; install node system-wide (a distribution package, nodejs.org or Homebrew) and run the install with that node`;
+}
+
+function nodeBinaryProblems(nodePath: string, platform: ServicePlatform): string[] {
+  if (!path.posix.isAbsolute(nodePath)) return [];
+  const managed = versionManagerProblem(nodePath);
+  if (managed) return [managed];
   if (platform === 'linux' && /["'\\]/.test(nodePath)) {
     return [`service nodePath ${JSON.stringify(nodePath)}: systemd refuses an executable path with quotes or backslashes; install or link node at a plain path (e.g. /usr/local/bin/node)`];
   }

@@ -3,9 +3,9 @@ import { chown, mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { err, ok, type Result } from '../common/result.js';
-import { type ServiceDescription } from './description.js';
-import { renderServiceFiles } from './files.js';
-import { launchdReregisterLabel } from './launchd.js';
+import { mayHaveReregisterJob, type ServiceDescription, type ServiceIdentity } from './description.js';
+import { LAUNCH_DAEMONS_DIR, renderServiceFiles, serviceFilePaths } from './files.js';
+import { launchdPlistName, launchdReregisterLabel, programLogPath } from './launchd.js';
 import { systemdServiceName, systemdTimerName } from './systemd.js';
 
 /**
@@ -38,21 +38,18 @@ export interface StatusPlan {
   commands: string[][];
 }
 
-const SYSTEMD_DIR = '/etc/systemd/system';
-const LAUNCH_DAEMONS_DIR = '/Library/LaunchDaemons';
 const FIREWALL = '/usr/libexec/ApplicationFirewall/socketfilterfw';
 const ROOT_WHEEL = { uid: 0, gid: 0 };
-/** Unit files and plists are world-readable and root-writable, as launchd insists for a LaunchDaemon. */
+/**
+ * Unit files, plists and the newsyslog entry are world-readable and root-writable: launchd refuses a
+ * LaunchDaemon that anyone else could change, and newsyslog runs as root.
+ */
 const SERVICE_FILE_MODE = 0o644;
-
-function serviceDirectory(d: ServiceDescription): string {
-  return d.platform === 'macos' ? LAUNCH_DAEMONS_DIR : SYSTEMD_DIR;
-}
 
 /** The installed service files at their real paths. */
 export function plannedServiceFiles(d: ServiceDescription): PlannedFile[] {
   return renderServiceFiles(d).map((file) => ({
-    path: path.posix.join(serviceDirectory(d), file.name),
+    path: path.posix.join(file.directory, file.name),
     content: file.content,
     mode: SERVICE_FILE_MODE,
     ...(d.platform === 'macos' && { owner: ROOT_WHEEL }),
@@ -60,13 +57,29 @@ export function plannedServiceFiles(d: ServiceDescription): PlannedFile[] {
 }
 
 /** The launchd labels of the daemon and its backstop job, in load order. */
-function launchdLabels(d: ServiceDescription): string[] {
-  return d.reregisterCalendar ? [d.label, launchdReregisterLabel(d)] : [d.label];
+function launchdLabels(id: ServiceIdentity, withBackstop: boolean): string[] {
+  return withBackstop ? [id.label, launchdReregisterLabel(id)] : [id.label];
 }
 
 /** The systemd units `enable --now` starts: the daemon and the backstop timer (not its oneshot). */
-function systemdEnabledUnits(d: ServiceDescription): string[] {
-  return d.reregisterCalendar ? [systemdServiceName(d), systemdTimerName(d)] : [systemdServiceName(d)];
+function systemdEnabledUnits(id: ServiceIdentity, withBackstop: boolean): string[] {
+  return withBackstop ? [systemdServiceName(id), systemdTimerName(id)] : [systemdServiceName(id)];
+}
+
+/**
+ * Stops and disables every job install-service may have started for the program, backstop included, last
+ * started first. Installing does it too: launchctl refuses to bootstrap a job that is loaded, a running unit
+ * would keep its old command line, and a backstop the config no longer asks for must not stay enabled.
+ */
+function stopCommands(id: ServiceIdentity): string[][] {
+  const withBackstop = mayHaveReregisterJob(id);
+  if (id.platform === 'macos') return launchdLabels(id, withBackstop).reverse().map((label) => ['launchctl', 'bootout', `system/${label}`]);
+  return systemdEnabledUnits(id, withBackstop).reverse().map((name) => ['systemctl', 'disable', '--now', name]);
+}
+
+/** The files of an earlier install that this one does not write again (a backstop the config dropped). */
+function staleFiles(d: ServiceDescription, files: PlannedFile[]): string[] {
+  return serviceFilePaths(d).filter((filePath) => !files.some((file) => file.path === filePath));
 }
 
 /** The daemon writes its state and logs as its own user; the service manager does not create them everywhere. */
@@ -74,73 +87,80 @@ function directoryCommands(d: ServiceDescription): string[][] {
   return [...new Set([d.stateDirectory, d.logDirectory])].map((dir) => ['install', '-d', '-o', d.user, '-m', '0750', dir]);
 }
 
-export function planInstall(d: ServiceDescription): ServicePlan {
-  return d.platform === 'macos' ? planLaunchdInstall(d) : planSystemdInstall(d);
+/** `nodeRealPath`: the file d.nodePath leads to, which the macOS application firewall must allow. */
+export function planInstall(d: ServiceDescription, nodeRealPath = d.nodePath): ServicePlan {
+  return d.platform === 'macos' ? planLaunchdInstall(d, nodeRealPath) : planSystemdInstall(d);
 }
 
 function planSystemdInstall(d: ServiceDescription): ServicePlan {
   const unit = systemdServiceName(d);
+  const files = plannedServiceFiles(d);
   return {
-    stop: [],
-    remove: [],
-    files: plannedServiceFiles(d),
+    stop: stopCommands(d),
+    remove: staleFiles(d, files),
+    files,
     commands: [
       // Creates the system account if it is missing and leaves an existing one alone.
       ['systemd-sysusers', '--inline', `u ${d.user} - "homeport ${d.program}"`],
       ...directoryCommands(d),
       ['systemctl', 'daemon-reload'],
-      ...systemdEnabledUnits(d).map((name) => ['systemctl', 'enable', '--now', name]),
+      ...systemdEnabledUnits(d, d.reregisterCalendar !== undefined).map((name) => ['systemctl', 'enable', '--now', name]),
     ],
     notes: [`restart with: systemctl restart ${unit}; logs: journalctl -u ${unit}`],
   };
 }
 
-function planLaunchdInstall(d: ServiceDescription): ServicePlan {
+function planLaunchdInstall(d: ServiceDescription, nodeRealPath: string): ServicePlan {
+  const upgrades = nodeRealPath === d.nodePath ? '' : '; after upgrading node run install-service again, so it allows the new binary';
   const files = plannedServiceFiles(d);
-  const labels = launchdLabels(d);
   return {
-    stop: [],
-    remove: [],
+    stop: stopCommands(d),
+    remove: staleFiles(d, files),
     files,
     commands: [
       ...directoryCommands(d),
-      ...labels.flatMap((label, i) => [
+      ...launchdLabels(d, d.reregisterCalendar !== undefined).flatMap((label) => [
         ['launchctl', 'enable', `system/${label}`],
-        ['launchctl', 'bootstrap', 'system', files[i]!.path],
+        ['launchctl', 'bootstrap', 'system', path.posix.join(LAUNCH_DAEMONS_DIR, launchdPlistName({ label }))],
       ]),
-      [FIREWALL, '--add', d.nodePath],
-      [FIREWALL, '--unblockapp', d.nodePath],
+      [FIREWALL, '--add', nodeRealPath],
+      [FIREWALL, '--unblockapp', nodeRealPath],
     ],
     notes: [
-      `the application firewall lets ${d.nodePath} accept inbound connections: the punched port must reach the ${d.program}`,
-      `restart with: launchctl kickstart -k system/${d.label}`,
+      `the application firewall lets ${nodeRealPath} accept inbound connections: ${d.program === 'agent' ? 'the punched port must reach the agent' : 'agents and browsers must reach the rendezvous'}${upgrades}`,
+      `restart with: launchctl kickstart -k system/${d.label}; logs: ${programLogPath(d)} (rotated daily by newsyslog)`,
     ],
   };
 }
 
-export function planUninstall(d: ServiceDescription): ServicePlan {
-  const macos = d.platform === 'macos';
-  const stop = macos
-    ? launchdLabels(d).reverse().map((label) => ['launchctl', 'bootout', `system/${label}`])
-    : systemdEnabledUnits(d).reverse().map((name) => ['systemctl', 'disable', '--now', name]);
+/**
+ * What uninstall needs: the program's name finds every file and job; the rest only goes into the notes.
+ * The state directory is known only when the config was given.
+ */
+export type UninstallTarget = ServiceIdentity & Pick<ServiceDescription, 'nodePath' | 'logDirectory' | 'user'> & { stateDirectory?: string };
+
+export function planUninstall(target: UninstallTarget): ServicePlan {
+  const macos = target.platform === 'macos';
+  const state = target.stateDirectory ? `the state in ${target.stateDirectory}` : 'the state (stateDir in the config)';
   return {
-    stop,
-    remove: plannedServiceFiles(d).map((file) => file.path),
+    stop: stopCommands(target),
+    remove: serviceFilePaths(target),
     files: [],
     commands: macos ? [] : [['systemctl', 'daemon-reload']],
     notes: [
-      `left in place: the state in ${d.stateDirectory}, the logs in ${d.logDirectory}${macos ? '' : ` and the user ${d.user}`}; remove them by hand if no longer wanted`,
-      ...(macos ? [`left in place: the firewall entry of ${d.nodePath} (other node programs may rely on it)`] : []),
+      `left in place: ${state}, the logs in ${target.logDirectory}${macos ? '' : ` and the user ${target.user}`}; remove them by hand if no longer wanted`,
+      ...(macos ? [`left in place: the firewall entry of ${target.nodePath} (other node programs may rely on it)`] : []),
     ],
   };
 }
 
-export function planStatus(d: ServiceDescription): StatusPlan {
-  const files = plannedServiceFiles(d).map((file) => file.path);
-  if (d.platform === 'macos') return { files, commands: launchdLabels(d).map((label) => ['launchctl', 'print', `system/${label}`]) };
+/** What service-status checks; the backstop only when it is expected (the config has it, or its file is there). */
+export function planStatus(id: ServiceIdentity, withBackstop: boolean): StatusPlan {
+  const files = serviceFilePaths(id, withBackstop);
+  if (id.platform === 'macos') return { files, commands: launchdLabels(id, withBackstop).map((label) => ['launchctl', 'print', `system/${label}`]) };
   return {
     files,
-    commands: systemdEnabledUnits(d).flatMap((name) => [
+    commands: systemdEnabledUnits(id, withBackstop).flatMap((name) => [
       ['systemctl', 'is-enabled', name],
       ['systemctl', 'is-active', name],
     ]),

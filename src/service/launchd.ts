@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { daemonArguments, reregisterArguments, type ReregisteringService, type ServiceDescription } from './description.js';
+import { daemonArguments, reregisterArguments, type ReregisteringService, type ServiceDescription, type ServiceIdentity } from './description.js';
 
 /** launchd property lists (LaunchDaemons) for a service description: pure text, installed elsewhere. */
 
@@ -34,20 +34,43 @@ function renderPlist(root: Record<string, PlistValue>): string {
   ].join('\n');
 }
 
-export function launchdPlistName(d: ServiceDescription): string {
-  return `${d.label}.plist`;
+/** Only the label names a job and its file. */
+type Labelled = Pick<ServiceIdentity, 'label'>;
+
+export function launchdPlistName(id: Labelled): string {
+  return `${id.label}.plist`;
 }
 
-export function launchdReregisterLabel(d: ServiceDescription): string {
-  return `${d.label}.reregister`;
+export function launchdReregisterLabel(id: Labelled): string {
+  return `${id.label}.reregister`;
 }
 
-export function launchdReregisterPlistName(d: ServiceDescription): string {
-  return `${launchdReregisterLabel(d)}.plist`;
+export function launchdReregisterPlistName(id: Labelled): string {
+  return `${launchdReregisterLabel(id)}.plist`;
 }
 
-export function launchdLogPath(d: ServiceDescription): string {
-  return path.posix.join(d.logDirectory, `${d.label}.log`);
+/** The daemon's own log (--log-file): it reopens it on SIGHUP, which newsyslog sends after rotating it. */
+export function programLogPath(d: ServiceDescription): string {
+  return path.posix.join(d.logDirectory, `${d.program}.log`);
+}
+
+/** Written by the daemon (--pid-file) in its state directory, the one place its user may write; newsyslog reads it. */
+export function programPidPath(d: ServiceDescription): string {
+  return path.posix.join(d.stateDirectory, `${d.program}.pid`);
+}
+
+/**
+ * What launchd itself captures (StandardOutPath/StandardErrorPath): a config error or a crash before the log
+ * file is open, and the backstop job's output. Kept apart from the log file because launchd holds this file
+ * open for the life of the process and would go on writing into the rotated copy.
+ */
+export function consoleLogPath(d: ServiceDescription): string {
+  return path.posix.join(d.logDirectory, `${d.program}.console.log`);
+}
+
+/** The daemon's arguments on macOS: it owns its log file, as launchd cannot reopen one on rotation. */
+export function launchdDaemonArguments(d: ServiceDescription): string[] {
+  return [...daemonArguments(d), '--log-file', programLogPath(d), '--pid-file', programPidPath(d)];
 }
 
 /** Settings both jobs share: launchd expands neither ~ nor $VAR, so every path in them is absolute. */
@@ -57,8 +80,8 @@ function processKeys(d: ServiceDescription, args: string[]): Record<string, Plis
     UserName: d.user,
     WorkingDirectory: d.workingDirectory,
     EnvironmentVariables: { ...d.environment },
-    StandardOutPath: launchdLogPath(d),
-    StandardErrorPath: launchdLogPath(d),
+    StandardOutPath: consoleLogPath(d),
+    StandardErrorPath: consoleLogPath(d),
   };
 }
 
@@ -69,7 +92,7 @@ function processKeys(d: ServiceDescription, args: string[]): Record<string, Plis
 export function renderLaunchdPlist(d: ServiceDescription): string {
   return renderPlist({
     Label: d.label,
-    ...processKeys(d, daemonArguments(d)),
+    ...processKeys(d, launchdDaemonArguments(d)),
     RunAtLoad: true,
     KeepAlive: { SuccessfulExit: false },
     ThrottleInterval: 30,

@@ -6,6 +6,7 @@ import {
   reregisterArguments,
   type ReregisteringService,
   type ServiceDescription,
+  type ServiceIdentity,
 } from './description.js';
 
 /** systemd unit files for a service description: pure text, written and enabled elsewhere. */
@@ -118,15 +119,15 @@ function runAsSettings(d: ServiceDescription): string[] {
   ];
 }
 
-export function systemdServiceName(d: ServiceDescription): string {
+export function systemdServiceName(d: ServiceIdentity): string {
   return `${d.label}.service`;
 }
 
-export function systemdReregisterServiceName(d: ServiceDescription): string {
+export function systemdReregisterServiceName(d: ServiceIdentity): string {
   return `${d.label}-reregister.service`;
 }
 
-export function systemdTimerName(d: ServiceDescription): string {
+export function systemdTimerName(d: ServiceIdentity): string {
   return `${d.label}-reregister.timer`;
 }
 
@@ -146,7 +147,13 @@ export function renderSystemdUnit(d: ServiceDescription): string {
     [
       'Service',
       [
-        'Type=exec',
+        // The daemon reports READY=1 once it is serving, so units ordered after it start against a working
+        // service. It sends it by running `systemd-notify --ready` (node has no datagram sockets), a child
+        // process, hence NotifyAccess=all. systemd-notify >= 246 waits on a notification barrier until the
+        // manager has read the message before it exits, which closes the race where a sender that had already
+        // exited could not be attributed to the unit and its READY=1 was dropped.
+        'Type=notify',
+        'NotifyAccess=all',
         `ExecStart=${execLine([d.nodePath, ...daemonArguments(d)])}`,
         'ExecReload=/bin/kill -HUP $MAINPID',
         'Restart=always',
