@@ -9,7 +9,6 @@ import { notifyReady } from '../src/agent/notify.js';
 import { scheduleReregister } from '../src/agent/schedule.js';
 import { heartbeatStale, missedRun } from '../src/agent/wall-clock.js';
 import { createLogger } from '../src/common/logger.js';
-import { startCli, stopChild } from './helpers/cli.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -133,7 +132,10 @@ test('the daily job runs once at once when the wall clock jumps past its planned
   }
 });
 
-/** A stand-in for systemd-notify (Node cannot bind the unix datagram socket systemd listens on). */
+/**
+ * A stand-in for systemd-notify that records its calls, to see that none happens. The real one, with a real
+ * notify socket, is exercised in daemon-ready.test.ts.
+ */
 async function fakeSystemdNotify(): Promise<{ dir: string; calls: () => Promise<string[]> }> {
   const dir = await mkdtemp(join(tmpdir(), 'hp-notify-'));
   const script = join(dir, 'systemd-notify');
@@ -143,36 +145,14 @@ async function fakeSystemdNotify(): Promise<{ dir: string; calls: () => Promise<
   return { dir, calls };
 }
 
-test('under systemd the agent reports READY=1 with systemd-notify --ready once it is serving', async (t) => {
+test('notifyReady runs systemd-notify --ready only under systemd (NOTIFY_SOCKET set)', async () => {
   const notify = await fakeSystemdNotify();
-  const socket = join(notify.dir, 'notify.sock');
-  await writeFile(join(notify.dir, 'agent.toml'), `
-[agent]
-name = "systemd-home"
-listen = "127.0.0.1:0"
-[[route]]
-target = "http://127.0.0.1:9"
-`);
-  const saved = { PATH: process.env.PATH, NOTIFY_SOCKET: process.env.NOTIFY_SOCKET };
-  process.env.PATH = `${notify.dir}${delimiter}${saved.PATH ?? ''}`;
-  process.env.NOTIFY_SOCKET = socket;
-  let agent: Awaited<ReturnType<typeof startCli>>;
-  try {
-    agent = await startCli(['agent', '--config', join(notify.dir, 'agent.toml')], /agent listening/);
-  } finally {
-    process.env.PATH = saved.PATH;
-    if (saved.NOTIFY_SOCKET === undefined) delete process.env.NOTIFY_SOCKET;
-    else process.env.NOTIFY_SOCKET = saved.NOTIFY_SOCKET;
-  }
-  t.after(() => stopChild(agent.child));
-  await waitFor(async () => (await notify.calls()).length > 0, 'systemd-notify to be called');
+  const logger = createLogger({ level: 'silent' });
+  const PATH = `${notify.dir}${delimiter}${process.env.PATH ?? ''}`;
+  notifyReady(logger, { PATH });
   await sleep(300);
-  assert.deepEqual(await notify.calls(), [`--ready NOTIFY_SOCKET=${socket}`]);
-});
-
-test('without NOTIFY_SOCKET (not under systemd) readiness is not reported', async () => {
-  const notify = await fakeSystemdNotify();
-  notifyReady(createLogger({ level: 'silent' }), { PATH: notify.dir });
-  await sleep(300);
-  assert.deepEqual(await notify.calls(), []);
+  assert.deepEqual(await notify.calls(), [], 'not under systemd: no call');
+  notifyReady(logger, { PATH, NOTIFY_SOCKET: '/run/test-notify.sock' });
+  await waitFor(async () => (await notify.calls()).length > 0, 'the systemd-notify call');
+  assert.deepEqual(await notify.calls(), ['--ready NOTIFY_SOCKET=/run/test-notify.sock']);
 });

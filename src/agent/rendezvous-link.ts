@@ -12,7 +12,6 @@ import { scheduleReregister } from './schedule.js';
 import type { AgentStatus } from './status.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
-const REREGISTER_JITTER_MS = 60_000;
 
 export interface RendezvousLink extends PortHolder {
   readonly tracker: PublicAddressTracker;
@@ -79,7 +78,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
   const schedule = scheduleReregister({
     cronTime: rv.reregister,
     timeZone: rv.timezone,
-    maxJitterMs: REREGISTER_JITTER_MS,
+    maxJitterMs: rv.reregisterDelayMs,
     run: () => control.reregister('daily schedule'),
     onMissedRun: (plannedAt) => log.warn({ planned: plannedAt.toISOString() }, 'the daily re-register did not run on time (the machine slept?); running it now'),
   });

@@ -5,7 +5,10 @@ export interface ReregisterScheduleOptions {
   /** Cron expression with seconds, e.g. "0 20 4 * * *". */
   cronTime: string;
   timeZone: string;
-  /** Up to this much random delay after the cron time, so every home on one ISP does not knock at once. */
+  /**
+   * Up to this much random delay after the cron time ([rendezvous] reregisterDelay), so every home on one
+   * ISP does not knock at once after the same nightly reboot; 0 runs at the cron time.
+   */
   maxJitterMs: number;
   run: () => void;
   /** Told when the wall-clock guard runs a job the cron timer missed (the machine slept through it). */

@@ -1,4 +1,9 @@
-import { createLogger, flushLogger, type Logger } from '../common/logger.js';
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { notifyReady } from '../agent/notify.js';
+import { writeFileAtomic } from '../common/atomic-write.js';
+import { createLogger, flushLogger, LOG_FILE_MODE, reopenLogFile, type Logger } from '../common/logger.js';
+import { ConfigError } from '../config/problems.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 
 export interface Daemon {
@@ -7,14 +12,16 @@ export interface Daemon {
 }
 
 /**
- * Keeps a daemon running until SIGINT/SIGTERM, reloading on SIGHUP. A second Ctrl-C while closing exits
+ * Keeps a daemon running until SIGINT/SIGTERM. SIGHUP reopens the log file (when logging to one) and then
+ * reloads, so the "reloading" line already lands in the fresh file. A second Ctrl-C while closing exits
  * at once. A failed reload is logged and the daemon keeps its previous state.
  */
 export function runUntilSignal(daemon: Daemon, logger: Logger): Promise<void> {
   return new Promise((resolve) => {
     let closing = false;
     const onHangup = (): void => {
-      logger.info('SIGHUP: reloading');
+      const logFile = reopenLogFile(logger);
+      logger.info(logFile === undefined ? {} : { logFile }, 'SIGHUP: reloading');
       daemon.reload().catch((error: Error) => logger.error({ err: error.message }, 'reload failed; keeping the previous state'));
     };
     const onStop = (signal: NodeJS.Signals): void => {
@@ -37,30 +44,103 @@ export function runUntilSignal(daemon: Daemon, logger: Logger): Promise<void> {
 export interface DaemonSpec<C extends { log: { level: string } }> {
   name: string;
   summary: string;
-  help: string;
+  /** What the program does, for --help, between the usage line and the options. */
+  description: string;
+  /** The --config line of --help: which file, where the README explains it. */
+  configHelp: string;
+  /** What SIGHUP re-reads besides reopening the log file. */
+  reloads: string;
   load(file: string): Promise<C>;
   start(config: C, logger: Logger): Promise<Daemon & { certificates: { describe(): string[] } }>;
 }
 
-/** A program command (`agent`, `rendezvous`): --config, start, print the certificate lines, run until a signal. */
+function daemonHelp(spec: DaemonSpec<{ log: { level: string } }>): string {
+  return `Usage: homeport ${spec.name} --config <${spec.name}.toml> [--log-file <file>] [--pid-file <file>]
+
+${spec.description}
+
+Options:
+  -c, --config <file>     ${spec.configHelp}
+      --log-file <file>   write the log (JSON lines) to this file instead of stdout; the file (mode 0640)
+                          and its folder are created when missing
+      --pid-file <file>   write the process id to this file once the configuration is valid; removed
+                          again on a clean stop
+  -h, --help              show this help
+
+Signals: SIGINT/SIGTERM stop. SIGHUP reopens the --log-file at its path (after newsyslog or logrotate
+renamed it) and re-reads ${spec.reloads}.
+Under systemd (NOTIFY_SOCKET set, Type=notify with NotifyAccess=all) it reports readiness with
+\`systemd-notify --ready\` once it is serving.
+
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
+}
+
+/**
+ * A program command (`agent`, `rendezvous`): --config, optional log and pid files, start, print the
+ * certificate lines, report readiness to systemd, run until a signal.
+ */
 export function daemonCommand<C extends { log: { level: string } }>(spec: DaemonSpec<C>): Command {
+  const help = daemonHelp(spec);
   return {
     name: spec.name,
     summary: spec.summary,
-    help: spec.help,
+    help,
     async run(argv) {
-      const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' } });
+      const { values } = parseFlags(argv, {
+        config: { type: 'string', short: 'c' },
+        'log-file': { type: 'string' },
+        'pid-file': { type: 'string' },
+      });
       if (values.help) {
-        console.log(spec.help);
+        console.log(help);
         return EXIT.ok;
       }
       const config = await spec.load(requireConfigFlag(values.config));
-      const logger = createLogger({ level: config.log.level });
-      const daemon = await spec.start(config, logger);
-      for (const line of daemon.certificates.describe()) logger.info(line);
-      await runUntilSignal(daemon, logger);
-      flushLogger(logger);
+      // absolute now: the paths must still mean the same files on SIGHUP and at stop
+      const logFile = values['log-file'] === undefined ? undefined : resolve(values['log-file']);
+      const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file']);
+      if (logFile !== undefined) await prepareFile('--log-file', logFile, createLogFile);
+      const logger = createLogger({ level: config.log.level, ...(logFile !== undefined ? { destination: logFile } : {}) });
+      // a terminal (or the service manager's own log) still learns where the log went
+      if (logFile !== undefined) console.log(`homeport ${spec.name}: logging to ${logFile} (pid ${process.pid})`);
+      if (pidFile !== undefined) await prepareFile('--pid-file', pidFile, writePid);
+      try {
+        const daemon = await spec.start(config, logger);
+        for (const line of daemon.certificates.describe()) logger.info(line);
+        notifyReady(logger);
+        await runUntilSignal(daemon, logger);
+      } finally {
+        if (pidFile !== undefined) await removePidFile(pidFile);
+        flushLogger(logger);
+      }
       return EXIT.ok;
     },
   };
+}
+
+/**
+ * Creates a --log-file or --pid-file (and its folder) with `write`, turning a bad path into one clear line
+ * at start (exit code 2) rather than a daemon that runs without its log.
+ */
+async function prepareFile(flag: string, file: string, write: (file: string) => Promise<void>): Promise<void> {
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await write(file);
+  } catch (error) {
+    throw new ConfigError([`${flag} ${file}: cannot be written (${(error as Error).message}); pick a folder the service's user may write to`]);
+  }
+}
+
+const createLogFile = async (file: string): Promise<void> => (await open(file, 'a', LOG_FILE_MODE)).close();
+
+/**
+ * Replaced atomically, so a reader sees the old pid or the new one. A stale file from before a crash or a
+ * power cut is simply overwritten: refusing to start over it would keep the service down after a reboot.
+ */
+const writePid = (file: string): Promise<void> => writeFileAtomic(file, `${process.pid}\n`, 0o644);
+
+/** Removes the pid file unless another process has written its own pid there since. */
+async function removePidFile(file: string): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text?.trim() === String(process.pid)) await unlink(file).catch(() => undefined);
 }

@@ -1,3 +1,5 @@
+import type { AdminKey } from '../admin/signature.js';
+
 /** The agent's configuration after validation: every path absolute, every duration in ms. */
 
 export interface ListenAddress {
@@ -55,6 +57,8 @@ export interface AgentRendezvousConfig {
   heartbeatMs: number;
   /** Cron expression (with seconds) of the daily re-register after the router's reboot. */
   reregister: string;
+  /** Up to this much random delay after the cron time (0 = none), so every home on one ISP does not knock at once. */
+  reregisterDelayMs: number;
   /** IANA time zone of `reregister`; default the machine's. */
   timezone: string;
   /** Command run with HOMEPORT_PUBLIC_IP / HOMEPORT_PUBLIC_PORT when the public address changes (DDNS). */
@@ -73,6 +77,26 @@ export interface AgentConfig {
   timeouts: TimeoutsConfig;
   log: { level: string };
   rendezvous?: AgentRendezvousConfig;
+  admin?: AgentAdminConfig;
+}
+
+/**
+ * The optional [admin] section: the agent's LAN admin listener and what the CLI (`homeport whitelist`,
+ * `homeport allow-me`) uses to reach it or the rendezvous.
+ */
+export interface AgentAdminConfig {
+  /** The LAN admin listener (TLS with the agent's certificate). */
+  listen: ListenAddress;
+  /** The key the CLI signs requests with; from the file or HOMEPORT_ADMIN_KEY (which wins). */
+  key?: AdminKey;
+  /** https base URL of the rendezvous's web port, for `--via rendezvous`. */
+  rendezvousUrl?: URL;
+  /** Absolute path of a PEM CA file trusted for rendezvousUrl (besides the system's CAs). */
+  ca?: string;
+  /** Lifetime of an `allow-me` entry. */
+  allowMeTtlMs: number;
+  /** The longest ttl an API client may ask for a whitelist entry. */
+  maxTtlMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: TimeoutsConfig = {
@@ -85,5 +109,12 @@ export const DEFAULT_TIMEOUTS: TimeoutsConfig = {
 
 export const DEFAULT_HEARTBEAT_MS = 5_000;
 export const DEFAULT_REREGISTER = '0 20 4 * * *';
+export const DEFAULT_REREGISTER_DELAY_MS = 60_000;
+/** A longer random delay would leave the home unreachable long after the router's reboot. */
+export const MAX_REREGISTER_DELAY_MS = 3_600_000;
+
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:7443';
+export const DEFAULT_ALLOW_ME_TTL_MS = 24 * 3_600_000;
+export const DEFAULT_MAX_TTL_MS = 7 * 24 * 3_600_000;
 /** Shared secrets shorter than this are refused: they could be guessed offline from one captured handshake. */
 export const MIN_SECRET_LENGTH = 16;

@@ -1,11 +1,15 @@
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../agent/whitelist/cidr.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
+import { err } from '../common/result.js';
+import { formatDuration } from '../common/duration.js';
 import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js';
 import { validateCronExpression } from 'cron';
+import { parseAdminKey, type AdminKey } from '../admin/signature.js';
 import {
-  DEFAULT_HEARTBEAT_MS, DEFAULT_REREGISTER, DEFAULT_TIMEOUTS, MIN_SECRET_LENGTH,
-  type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
+  DEFAULT_ADMIN_LISTEN, DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_HEARTBEAT_MS,
+  DEFAULT_MAX_TTL_MS, DEFAULT_REREGISTER, DEFAULT_REREGISTER_DELAY_MS, DEFAULT_TIMEOUTS, MAX_REREGISTER_DELAY_MS, MIN_SECRET_LENGTH,
+  type AgentAdminConfig, type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
 } from './agent-types.js';
 import { ConfigError, Problems } from './problems.js';
 import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
@@ -21,7 +25,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
   const problems = new Problems(file);
   const root = new TableReader(parseTomlTable(text, file), '', problems);
   const baseDir = dirname(resolve(file));
-  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log', 'rendezvous']);
+  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log', 'rendezvous', 'admin']);
 
   const agentTable = root.child('agent');
   agentTable.rejectUnknown(['name', 'listen', 'stateDir']);
@@ -42,6 +46,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
   logTable.rejectUnknown(['level']);
   const level = logTable.oneOf('level', LOG_LEVELS, 'info');
   const rendezvous = root.table.rendezvous === undefined ? undefined : readRendezvous(root.child('rendezvous'), env);
+  const admin = root.table.admin === undefined ? undefined : readAdmin(root.child('admin'), baseDir, env);
 
   problems.throwIfAny();
   return {
@@ -53,6 +58,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
     timeouts,
     log: { level: level! },
     ...(rendezvous ? { rendezvous } : {}),
+    ...(admin ? { admin } : {}),
   };
 }
 
@@ -149,7 +155,7 @@ function readTimeouts(table: TableReader): AgentConfig['timeouts'] {
 }
 
 function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendezvousConfig | undefined {
-  table.rejectUnknown(['server', 'secret', 'heartbeat', 'reregister', 'timezone', 'onAddressChange', 'publicHost']);
+  table.rejectUnknown(['server', 'secret', 'heartbeat', 'reregister', 'reregisterDelay', 'timezone', 'onAddressChange', 'publicHost']);
   const serverText = table.string('server');
   const server = serverText === undefined ? undefined : parseServerAddress(serverText);
   if (server && !server.ok) table.problems.add(table.key('server'), server.error);
@@ -160,6 +166,10 @@ function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendez
   if (reregister !== undefined && !validateCronExpression(reregister).valid) {
     table.problems.add(table.key('reregister'), `"${reregister}" is not a cron expression; write e.g. "0 20 4 * * *" (sec min hour day month weekday)`);
   }
+  const reregisterDelayMs = table.duration('reregisterDelay', DEFAULT_REREGISTER_DELAY_MS, true);
+  if (reregisterDelayMs > MAX_REREGISTER_DELAY_MS) {
+    table.problems.add(table.key('reregisterDelay'), `must be at most "${formatDuration(MAX_REREGISTER_DELAY_MS)}": the home stays unreachable until the re-register runs`);
+  }
   const timezone = table.string('timezone', Intl.DateTimeFormat().resolvedOptions().timeZone);
   if (timezone !== undefined && !isTimeZone(timezone)) {
     table.problems.add(table.key('timezone'), `"${timezone}" is not an IANA time zone; write e.g. "Asia/Shanghai" or "Europe/Berlin"`);
@@ -169,7 +179,7 @@ function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendez
   if (publicHost !== undefined && !isHostnameOrIp(publicHost)) table.problems.add(table.key('publicHost'), `"${publicHost}" is not a host name`);
   if (!server?.ok || secret === undefined || reregister === undefined || timezone === undefined) return undefined;
   return {
-    server: server.value, secret, heartbeatMs, reregister, timezone,
+    server: server.value, secret, heartbeatMs, reregister, reregisterDelayMs, timezone,
     ...(onAddressChange !== undefined ? { onAddressChange } : {}),
     ...(publicHost !== undefined ? { publicHost } : {}),
   };
@@ -190,6 +200,63 @@ function readSecret(table: TableReader, env: NodeJS.ProcessEnv): string | undefi
     return undefined;
   }
   return secret;
+}
+
+function readAdmin(table: TableReader, baseDir: string, env: NodeJS.ProcessEnv): AgentAdminConfig | undefined {
+  table.rejectUnknown(['listen', 'key', 'rendezvousUrl', 'ca', 'allowMeTtl', 'maxTtl']);
+  const listenText = table.string('listen', DEFAULT_ADMIN_LISTEN);
+  const listen = listenText === undefined ? undefined : parseHostPort(listenText, { allowPortZero: true });
+  if (listen && !listen.ok) table.problems.add(table.key('listen'), listen.error);
+  const key = readAdminKey(table, env);
+  const rendezvousUrl = readRendezvousUrl(table);
+  const caText = table.optionalString('ca');
+  if (caText !== undefined && table.table.rendezvousUrl === undefined) {
+    table.problems.add(table.key('ca'), 'is only used with rendezvousUrl (the CA to trust for it); remove it or set rendezvousUrl');
+  }
+  const allowMeTtlMs = table.duration('allowMeTtl', DEFAULT_ALLOW_ME_TTL_MS);
+  const maxTtlMs = table.duration('maxTtl', DEFAULT_MAX_TTL_MS);
+  if (allowMeTtlMs > maxTtlMs) {
+    table.problems.add(table.key('allowMeTtl'), `"${formatDuration(allowMeTtlMs)}" is longer than ${table.key('maxTtl')} "${formatDuration(maxTtlMs)}"; shorten it or raise maxTtl`);
+  }
+  if (!listen?.ok) return undefined;
+  return {
+    listen: listen.value,
+    ...(key ? { key } : {}),
+    ...(rendezvousUrl ? { rendezvousUrl } : {}),
+    ...(caText !== undefined ? { ca: resolve(baseDir, caText) } : {}),
+    allowMeTtlMs,
+    maxTtlMs,
+  };
+}
+
+/** The admin key, from HOMEPORT_ADMIN_KEY (which wins, so the file can stay secret-free) or the file. */
+function readAdminKey(table: TableReader, env: NodeJS.ProcessEnv): AdminKey | undefined {
+  const fromEnv = env.HOMEPORT_ADMIN_KEY;
+  const [source, value] = fromEnv !== undefined && fromEnv !== '' ? ['HOMEPORT_ADMIN_KEY', fromEnv] : [table.key('key'), table.table.key];
+  if (value === undefined) return undefined;
+  const parsed = typeof value === 'string' ? parseAdminKey(value) : err('must be a string "<id>:<secret>" in quotes; run "homeport keygen --config <file>" for one');
+  if (!parsed.ok) {
+    table.problems.add(source, parsed.error);
+    return undefined;
+  }
+  return parsed.value;
+}
+
+/** The rendezvous's web port as an https origin such as "https://rdv.example.com:8443". */
+function readRendezvousUrl(table: TableReader): URL | undefined {
+  const text = table.optionalString('rendezvousUrl');
+  if (text === undefined) return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  const hint = 'write the https address of the rendezvous\'s web port, e.g. "https://rdv.example.com:8443"';
+  if (!url || url.protocol !== 'https:' || url.hostname === '') {
+    table.problems.add(table.key('rendezvousUrl'), `"${text}" is not an https:// URL; ${hint}`);
+    return undefined;
+  }
+  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+    table.problems.add(table.key('rendezvousUrl'), `"${text}" must be scheme, host and port only (no path, query or user); ${hint}`);
+    return undefined;
+  }
+  return url;
 }
 
 function isTimeZone(name: string): boolean {
