@@ -10,8 +10,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
-import { parseCidr, type Cidr } from '../src/agent/whitelist/cidr.js';
-import { CidrSet, type CidrSetEntry } from '../src/agent/whitelist/cidr-set.js';
+import { parseCidr, type Cidr } from '../src/common/cidr.js';
+import { CidrSet, type CidrSetEntry } from '../src/common/cidr-set.js';
 
 const TARGET_LOOKUPS_PER_SECOND = 1_000_000;
 const ENTRIES = 10_000;

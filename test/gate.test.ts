@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createGate, type GateOptions } from '../src/agent/gate.js';
-import { parseCidr } from '../src/agent/whitelist/cidr.js';
-import { CidrSet } from '../src/agent/whitelist/cidr-set.js';
+import { parseCidr } from '../src/common/cidr.js';
+import { CidrSet } from '../src/common/cidr-set.js';
 
 /** A gate over a real CidrSet with `allow`, a hand-driven clock and captured log lines. */
 function gateFixture(allow: string[], options: GateOptions = {}) {

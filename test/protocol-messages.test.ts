@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFrame, FrameDecoder } from '../src/protocol/framing.js';
-import { MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, parseMessage, type Message } from '../src/protocol/messages.js';
+import { encodeFrame, FrameDecoder, MAX_FRAME_BYTES } from '../src/protocol/framing.js';
+import {
+  ADMIN_RESULT_PART_CHARS,
+  adminResultParts,
+  MAX_ADMIN_TTL_MS,
+  MAX_HEARTBEAT_MS,
+  MIN_HEARTBEAT_MS,
+  parseMessage,
+  type Message,
+} from '../src/protocol/messages.js';
 
 const NONCE = 'K9wHMIcUmXgFEHzn0PL4hw';
 const MAC = 'a'.repeat(64);
@@ -16,6 +24,8 @@ const VALID: Message[] = [
   { type: 'ping', seq: 1, mac: MAC },
   { type: 'pong', seq: 7, mac: MAC, observed: { ip: '2001:db8::7', port: 1 } },
   { type: 'probe', seq: 2, mac: MAC, reachable: false, reason: 'timeout after 5 s', checkedAt: '2024-02-29T04:20:00.000Z' },
+  { type: 'admin', seq: 4, mac: MAC, id: 1, op: 'add', cidr: '203.0.113.7/32', note: 'phone', ttlMs: 86_400_000, keyId: '0123456789ab', client: '203.0.113.7' },
+  { type: 'adminResult', seq: 5, mac: MAC, id: 1, status: 201, body: '{"cidr":"203.0.113.7/32"', more: true },
   { type: 'error', message: 'authentication failed', seq: 3, mac: MAC },
 ];
 
@@ -28,6 +38,11 @@ const ALSO_VALID: Message[] = [
   { type: 'welcome', mac: MAC, observed: { ip: '198.51.100.1', port: 1 }, heartbeatMs: MAX_HEARTBEAT_MS, seq: 0 },
   { type: 'probe', seq: Number.MAX_SAFE_INTEGER, mac: MAC, reachable: true, checkedAt: '1999-12-31T23:59:59.999Z' },
   { type: 'error', message: 'x'.repeat(200) },
+  { type: 'admin', seq: 1, mac: MAC, id: Number.MAX_SAFE_INTEGER, op: 'list' },
+  { type: 'admin', seq: 1, mac: MAC, id: 2, op: 'add', cidr: '2001:db8::/32', ttlMs: MAX_ADMIN_TTL_MS, keyId: '0123456789ab', client: '::ffff:192.0.2.1' },
+  { type: 'admin', seq: 1, mac: MAC, id: 3, op: 'remove', cidr: '0.0.0.0/0', keyId: 'ffffffffffff', client: '2001:db8::1' },
+  { type: 'adminResult', seq: 1, mac: MAC, id: 3, status: 599, body: 'x'.repeat(ADMIN_RESULT_PART_CHARS) },
+  { type: 'adminResult', seq: 1, mac: MAC, id: 3, status: 100, body: '}' },
 ];
 
 const sample = (type: Message['type']): Record<string, unknown> => ({ ...VALID.find((m) => m.type === type)! });
@@ -104,6 +119,32 @@ test('each invalid field is rejected with its path and what it must be', () => {
     ['error', 'message', 'x'.repeat(201), /^error\.message must be a string of 1 to 200 characters/],
     ['error', 'message', { text: 'x' }, /error\.message must be a string .*, not an object$/],
     ['error', 'mac', undefined, /^error: seq and mac come together or not at all$/],
+    ['admin', 'id', 0, /^admin\.id must be an integer from 1 to 9007199254740991, not 0$/],
+    ['admin', 'op', 'status', /^admin\.op must be one of list, add, remove, not "status"$/],
+    ['admin', 'op', 'constructor', /admin\.op must be one of/],
+    ['admin', 'cidr', '203.0.113.7', /^admin\.cidr must be a CIDR in canonical form such as "203\.0\.113\.7\/32"/],
+    ['admin', 'cidr', '10.0.0.1/8', /admin\.cidr must be a CIDR in canonical form/],
+    ['admin', 'cidr', '2001:DB8::/32', /admin\.cidr must be a CIDR in canonical form/],
+    ['admin', 'cidr', 'x'.repeat(100), /admin\.cidr must be a CIDR/],
+    ['admin', 'note', '', /^admin\.note must be a string of 1 to 200 characters/],
+    ['admin', 'note', 'n'.repeat(201), /admin\.note must be a string of 1 to 200 characters/],
+    ['admin', 'ttlMs', 0, /^admin\.ttlMs must be an integer from 1 to 315360000000, not 0$/],
+    ['admin', 'ttlMs', MAX_ADMIN_TTL_MS + 1, /admin\.ttlMs must be an integer/],
+    ['admin', 'ttlMs', '24h', /admin\.ttlMs must be an integer/],
+    ['admin', 'ttlMs', undefined, /^admin: op "add" needs ttlMs$/],
+    ['admin', 'cidr', undefined, /^admin: op "add" needs cidr$/],
+    ['admin', 'keyId', '0123456789AB', /^admin\.keyId must be an admin key id of 12 lowercase hex digits/],
+    ['admin', 'keyId', '0123456789abc', /admin\.keyId must be an admin key id/],
+    ['admin', 'client', '203.0.113.7:4433', /^admin\.client must be an IPv4 or IPv6 address/],
+    ['admin', 'client', undefined, /^admin: op "add" needs client$/],
+    ['admin', 'keyId', undefined, /^admin: op "add" needs keyId$/],
+    ['adminResult', 'status', 99, /^adminResult\.status must be an integer from 100 to 599, not 99$/],
+    ['adminResult', 'status', 600, /adminResult\.status must be an integer from 100 to 599/],
+    ['adminResult', 'body', '', /^adminResult\.body must be a string of 1 to 2048 characters/],
+    ['adminResult', 'body', 'x'.repeat(ADMIN_RESULT_PART_CHARS + 1), /adminResult\.body must be a string of 1 to 2048 characters/],
+    ['adminResult', 'body', { entries: [] }, /adminResult\.body must be a string .*, not an object$/],
+    ['adminResult', 'more', false, /^adminResult\.more must be true, not false$/],
+    ['adminResult', 'more', 1, /adminResult\.more must be true, not 1$/],
   ];
   for (const [type, field, value, reason] of bad) {
     const message = sample(type);
@@ -112,6 +153,56 @@ test('each invalid field is rejected with its path and what it must be', () => {
     const parsed = parseMessage(message);
     assert.ok(!parsed.ok, `${label} must be rejected`);
     assert.match(parsed.error, reason, label);
+  }
+});
+
+test('admin: each operation takes exactly its fields; list names no actor (only changes are logged)', () => {
+  const base = { type: 'admin', seq: 1, mac: MAC, id: 9, keyId: '0123456789ab', client: '192.0.2.1' };
+  const list = { type: 'admin', seq: 1, mac: MAC, id: 9, op: 'list' };
+  const cases: [fields: Record<string, unknown>, reason: RegExp][] = [
+    [{ ...list, cidr: '192.0.2.1/32' }, /^admin: op "list" takes no cidr$/],
+    [{ ...list, ttlMs: 1000 }, /^admin: op "list" takes no ttlMs$/],
+    [{ ...list, keyId: '0123456789ab' }, /^admin: op "list" takes no keyId$/],
+    [{ ...base, op: 'list' }, /^admin: op "list" takes no keyId$/],
+    [{ op: 'remove', cidr: '192.0.2.1/32', keyId: undefined }, /^admin: op "remove" needs keyId$/],
+    [{ op: 'remove' }, /^admin: op "remove" needs cidr$/],
+    [{ op: 'remove', cidr: '192.0.2.1/32', note: 'x' }, /^admin: op "remove" takes no note$/],
+    [{ op: 'remove', cidr: '192.0.2.1/32', ttlMs: 5 }, /^admin: op "remove" takes no ttlMs$/],
+    [{ op: 'add', cidr: '192.0.2.1/32' }, /^admin: op "add" needs ttlMs$/],
+  ];
+  for (const [fields, reason] of cases) {
+    const parsed = parseMessage(fields.type ? fields : { ...base, ...fields });
+    assert.ok(!parsed.ok, JSON.stringify(fields));
+    assert.match(parsed.error, reason);
+  }
+  assert.ok(parseMessage({ ...base, op: 'add', cidr: '192.0.2.1/32', ttlMs: 5 }).ok, 'a note is optional');
+});
+
+test('adminResultParts: any answer is cut into parts that each fit a frame and join back to the text', () => {
+  const texts = [
+    '{"removed":1}',
+    'x'.repeat(ADMIN_RESULT_PART_CHARS),
+    JSON.stringify({ entries: Array.from({ length: 400 }, (_, i) => ({ cidr: `10.0.${i >> 8}.${i & 255}/32`, note: `"quoted" ü 😀 ${i}` })) }),
+    '\u0001'.repeat(3 * ADMIN_RESULT_PART_CHARS), // each takes the longest escape on the wire: 6 bytes
+    '😀'.repeat(ADMIN_RESULT_PART_CHARS), // surrogate pairs cut in the middle
+  ];
+  for (const text of texts) {
+    const parts = adminResultParts(7, 200, text);
+    assert.equal(parts.length, Math.ceil(text.length / ADMIN_RESULT_PART_CHARS));
+    let joined = '';
+    parts.forEach((part, index) => {
+      assert.equal(part.more, index < parts.length - 1 ? true : undefined);
+      const sealed = { ...part, seq: index + 1, mac: MAC };
+      const bytes = encodeFrame(sealed);
+      assert.ok(bytes.length - 4 <= MAX_FRAME_BYTES);
+      const decoded = new FrameDecoder().push(bytes);
+      assert.ok(decoded.ok);
+      const parsed = parseMessage(decoded.value[0]);
+      assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+      assert.ok(parsed.value.type === 'adminResult');
+      joined += parsed.value.body;
+    });
+    assert.equal(joined, text);
   }
 });
 

@@ -133,6 +133,10 @@ test('sealed frames round-trip over the wire in both directions with counters fr
   }
   const probe = server.seal({ type: 'probe', reachable: false, reason: 'refused', checkedAt: '2024-01-31T04:20:00.000Z' });
   assert.deepEqual(agent.open(overTheWire(probe)), { ok: true, value: probe });
+  const admin = server.seal({ type: 'admin', id: 1, op: 'remove', cidr: '192.0.2.1/32', keyId: '0123456789ab', client: '192.0.2.1' });
+  assert.deepEqual(agent.open(overTheWire(admin)), { ok: true, value: admin });
+  const answer = agent.seal({ type: 'adminResult', id: 1, status: 200, body: '{"removed":1}' });
+  assert.deepEqual(server.open(overTheWire(answer)), { ok: true, value: answer });
   const bye = agent.seal({ type: 'error', message: 'shutting down' });
   assert.deepEqual(server.open(overTheWire(bye)), { ok: true, value: bye });
 });
@@ -158,6 +162,8 @@ test('any tampered field is refused', () => {
     { ...pong, observed: { ...OBSERVED, port: OBSERVED.port + 1 } },
     { ...pong, observed: { ...OBSERVED, ip: '198.51.100.1' } },
   ];
+  const admin = server.seal({ type: 'admin', id: 3, op: 'add', cidr: '192.0.2.1/32', ttlMs: 60_000, keyId: '0123456789ab', client: '192.0.2.1' });
+  tampered.push({ ...admin, cidr: '0.0.0.0/0' }, { ...admin, ttlMs: 60_001 }, { ...admin, note: 'added' }, { ...admin, id: 4 });
   for (const message of tampered) {
     refused(pair().agent.open(message), /bad MAC/);
   }
@@ -183,6 +189,10 @@ test('a frame is refused when fed back to its sender (direction confusion)', () 
   refused(server.open(pong), /^"pong" is not a sealed message the agent sends$/);
   const ping = agent.seal({ type: 'ping' });
   refused(agent.open(ping), /^"ping" is not a sealed message the server sends$/);
+  // Only the server gives admin orders, and only the agent answers them.
+  refused(server.open(agent.seal({ type: 'admin', id: 1, op: 'list' })),
+    /^"admin" is not a sealed message the agent sends$/);
+  refused(agent.open(server.seal({ type: 'adminResult', id: 1, status: 200, body: '{}' })), /^"adminResult" is not a sealed message the server sends$/);
   // Both roles send `error`, so only the direction inside the MAC tells them apart.
   refused(server.open(server.seal({ type: 'error', message: 'bye' })), /bad MAC/);
   refused(agent.open(agent.seal({ type: 'error', message: 'bye' })), /bad MAC/);

@@ -46,7 +46,22 @@ test('the issue\'s rendezvous.toml is accepted with its defaults, paths taken fr
   });
   assert.deepEqual(config.tls, { mode: 'selfsigned', certDir: '/etc/homeport/certs', hostnames: ['localhost', '127.0.0.1', '::1'] });
   assert.deepEqual(config.agents, [{ name: 'home', secret: SECRET }]);
+  assert.deepEqual(config.admin, { allowMeTtlMs: 24 * 3_600_000, maxTtlMs: 7 * 24 * 3_600_000 });
   assert.equal(config.log.level, 'info');
+});
+
+test('[admin] sets the allow-me lifetime and the longest ttl; each mistake names its key', () => {
+  const agent = `[[agent]]\nname = "home"\nsecret = "${SECRET}"\n`;
+  assert.deepEqual(parseRendezvousConfig(`${agent}[admin]\nallowMeTtl = "2h"\nmaxTtl = "30d"\n`, FILE).admin, { allowMeTtlMs: 7_200_000, maxTtlMs: 30 * 86_400_000 });
+  const cases: [text: string, problem: string][] = [
+    ['allowMeTtl = "8d"', 'admin.allowMeTtl "8d" is longer than admin.maxTtl "7d"; shorten it or raise maxTtl'],
+    ['maxTtl = "1h"', 'admin.allowMeTtl "1d" is longer than admin.maxTtl "1h"; shorten it or raise maxTtl'],
+    ['maxTtl = "3651d"', 'admin.maxTtl must be at most "3650d", the longest lifetime the rendezvous can pass to an agent'],
+    ['maxTtl = "0"', 'admin.maxTtl must be longer than 0'],
+    ['allowMeTtl = 3600', 'admin.allowMeTtl must be a duration in quotes such as "30s", not 3600'],
+    ['listen = "127.0.0.1:7443"', 'admin.listen is not a known key; known keys here: allowMeTtl, maxTtl'],
+  ];
+  for (const [line, problem] of cases) assert.deepEqual(problemsOf(`${agent}[admin]\n${line}\n`), [`${FILE}: ${problem}`], line);
 });
 
 test('an [[agent]] alone is enough; certificates default to stateDir/certs', () => {

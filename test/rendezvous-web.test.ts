@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { pino } from 'pino';
+import { createHash } from 'node:crypto';
 import { AddressAllowList } from '../src/rendezvous/addresses.js';
+import { ADMIN_PAGE_CSP } from '../src/rendezvous/admin-page.js';
 import type { AgentRecord } from '../src/rendezvous/registry.js';
 import { answerWebRequest, createWebServer, type RedirectDirectory, type WebResponse } from '../src/rendezvous/web.js';
 import { openCertificateSource } from '../src/tls/certificates.js';
@@ -75,7 +77,7 @@ test('open-redirect attempts stay on the agent\'s host', () => {
 });
 
 test('unknown agents, odd names and other paths are 404; only GET and HEAD are served', () => {
-  for (const url of ['/go/stranger/x', '/go/Home/x', '/go/ho%6De/', '/go/', '/go', '/go//home', '/goo/home', '/admin', 'http://evil.example/go/home/', '*']) {
+  for (const url of ['/go/stranger/x', '/go/Home/x', '/go/ho%6De/', '/go/', '/go', '/go//home', '/goo/home', '/admin/', '/api/agents/home/status', 'http://evil.example/go/home/', '*']) {
     const answer = get(url);
     assert.equal(answer.status, 404, url);
     assert.equal(answer.headers.location, undefined, url);
@@ -118,6 +120,34 @@ test('redirectAllow: other clients get the very 404 an unknown agent gets', () =
   assert.equal(get('/healthz', '203.0.113.7', allow).status, 200);
 });
 
+test('/admin is the phone page under a strict CSP that admits exactly its own inline script and style', () => {
+  const answer = get('/admin');
+  assert.equal(answer.status, 200);
+  assert.equal(answer.headers['content-type'], 'text/html; charset=utf-8');
+  assert.equal(answer.headers['cache-control'], 'no-store');
+  assert.equal(answer.headers['x-content-type-options'], 'nosniff');
+  assert.equal(answer.headers['x-frame-options'], 'DENY');
+  const csp = answer.headers['content-security-policy']!;
+  assert.equal(csp, ADMIN_PAGE_CSP);
+  const directives = new Map(csp.split(/;\s*/).map((directive) => {
+    const [name = '', ...values] = directive.split(' ');
+    return [name, values];
+  }));
+  assert.deepEqual(directives.get('default-src'), ["'none'"]);
+  assert.deepEqual(directives.get('frame-ancestors'), ["'none'"]);
+  assert.deepEqual(directives.get('connect-src'), ["'self'"]);
+  const scripts = [...answer.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1]!);
+  const styles = [...answer.body.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((match) => match[1]!);
+  assert.equal(scripts.length, 1);
+  const hashOf = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+  assert.deepEqual(directives.get('script-src'), scripts.map(hashOf), 'the inline script runs, nothing else does');
+  assert.deepEqual(directives.get('style-src'), styles.map(hashOf));
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+  assert.doesNotMatch(answer.body, /\son[a-z]+=/i, 'no inline event handlers (the CSP would block them)');
+  assert.equal(get('/admin', undefined, [], 'POST').status, 405);
+  assert.equal(get('/admin', '203.0.113.7', ['192.0.2.0/24']).status, 200, 'served to every address: a phone away from home needs it');
+});
+
 const scratch: string[] = [];
 after(() => Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true }))));
 
@@ -148,6 +178,10 @@ test('over HTTPS: 302 with Location and no-store, HEAD without body, client addr
     assert.deepEqual([head.status, head.body], [503, '']);
     assert.deepEqual([(await fetch('/healthz')).status, (await fetch('/healthz')).body], [200, 'ok\n']);
     assert.equal((await fetch('/nothing')).status, 404);
+    const api = await fetch('/api/agents/home/status');
+    assert.equal(api.status, 404, 'no admin API without a key store');
+    assert.equal(api.headers['content-type'], 'application/json; charset=utf-8');
+    assert.match(JSON.parse(api.body).error, /\/api\/agents\/<name>\/status/);
   } finally {
     server.closeAllConnections();
     server.close();

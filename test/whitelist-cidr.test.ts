@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import { normalizeClientAddress, parseCidr } from '../src/agent/whitelist/cidr.js';
+import { normalizeClientAddress, parseCidr } from '../src/common/cidr.js';
 
 test('parseCidr accepts IPv4, IPv6 and mapped forms and stores them canonically', () => {
   const cases: [input: string, text: string, family: 4 | 6][] = [

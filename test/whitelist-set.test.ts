@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import { parseCidr } from '../src/agent/whitelist/cidr.js';
-import { CidrSet, type CidrSetEntry } from '../src/agent/whitelist/cidr-set.js';
+import { parseCidr } from '../src/common/cidr.js';
+import { CidrSet, type CidrSetEntry } from '../src/common/cidr-set.js';
 
 function entry(cidr: string, extra: { note?: string; expires?: Date } = {}): CidrSetEntry {
   const parsed = parseCidr(cidr);

@@ -1,4 +1,4 @@
-import { normalizeClientAddress, parseCidr } from '../agent/whitelist/cidr.js';
+import { normalizeClientAddress, parseCidr } from '../common/cidr.js';
 import { formatDuration, parseDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
 import { err, ok, type Result } from '../common/result.js';

@@ -2,12 +2,16 @@ import { lookup } from 'node:dns/promises';
 import { mkdir } from 'node:fs/promises';
 import { isIP, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { AdminApi } from '../admin/api.js';
+import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig, WhitelistEntrySpec } from '../config/agent-types.js';
 import { formatHostPort } from '../config/address.js';
 import { ConfigError } from '../config/problems.js';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { createSecureContext } from '../tls/server-options.js';
+import { createLocalAdminBackend, executeAdminOrder } from './admin-backend.js';
+import { startAdminListener, type AdminListener } from './admin-listener.js';
 import { createForwarder } from './forwarder.js';
 import { createGate } from './gate.js';
 import { createHttpHandlers } from './http-handler.js';
@@ -16,7 +20,7 @@ import { Pipeline } from './pipeline.js';
 import { startRendezvousLink, type RendezvousLink } from './rendezvous-link.js';
 import { compileRoutes } from './router.js';
 import { StatusFile, type AgentStatus } from './status.js';
-import { normalizeClientAddress } from './whitelist/cidr.js';
+import { normalizeClientAddress } from '../common/cidr.js';
 import { Whitelist } from './whitelist/store.js';
 
 export interface RunningAgent {
@@ -26,6 +30,8 @@ export interface RunningAgent {
   readonly certificates: CertificateSource;
   /** Present when the config has a [rendezvous] section. */
   readonly link: RendezvousLink | undefined;
+  /** The LAN admin API's port; present when the config has an [admin] section. */
+  readonly adminPort: number | undefined;
   status(): AgentStatus;
   /** SIGHUP: re-read the whitelist file and the certificate files. */
   reload(): Promise<void>;
@@ -46,6 +52,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     whitelist.close();
     return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);
   });
+  const keys = config.admin
+    ? await KeyStore.open(keyStorePath(config.agent.stateDir), logger).catch((error: Error) => {
+      whitelist.close();
+      certificates.close();
+      return refuseToStart(error);
+    })
+    : undefined;
   const forwarder = createForwarder({ timeouts: config.timeouts, logger });
   const gate = createGate(whitelist, logger);
   const pipeline = new Pipeline({
@@ -70,6 +83,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   const onConnection = (socket: Socket): void => pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
   let link: RendezvousLink | undefined;
   let holder: PortHolder;
+  let adminListener: AdminListener | undefined;
   let statusFile: StatusFile | undefined;
   const status = (): AgentStatus => ({
     agent: config.agent.name,
@@ -80,12 +94,15 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     updatedAt: new Date().toISOString(),
     pid: process.pid,
   });
+  // the LAN admin listener and the rendezvous's forwarded requests change the whitelist the same way
+  const adminBackend = createLocalAdminBackend({ whitelist, status });
   try {
     if (config.rendezvous) {
       holder = link = await startRendezvousLink({
         config: config as AgentConfig & { rendezvous: AgentRendezvousConfig },
         onConnection,
         fingerprint: () => certificates.leafFingerprint256(),
+        admin: (order) => executeAdminOrder(adminBackend, order, logger),
         onStatusChange: (urgent) => statusFile?.update(urgent),
         logger,
       });
@@ -96,6 +113,16 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     releaseAll();
     throw new Error(describeBindError(error as NodeJS.ErrnoException, config.file, config.agent.listen));
   }
+  if (config.admin && keys) {
+    const { listen, allowMeTtlMs, maxTtlMs } = config.admin;
+    const api = new AdminApi({ keys, backend: adminBackend, logger, allowMeTtlMs, maxTtlMs });
+    adminListener = await startAdminListener({ listen, certificates, handle: (request) => api.handle(request), logger }).catch(async (error: Error) => {
+      await holder.close();
+      releaseAll();
+      throw new Error(`${config.file}: ${error.message}`);
+    });
+    logger.info({ listen: formatHostPort({ host: listen.host, port: adminListener.port }) }, 'admin API listening');
+  }
   statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
   await statusFile.flush();
   logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
@@ -105,6 +132,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     whitelist,
     certificates,
     link,
+    adminPort: adminListener?.port,
     status,
     async reload() {
       await Promise.all([whitelist.reload(), certificates.reload()]);
@@ -113,7 +141,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       link?.reregister(reason);
     },
     async close() {
-      await holder.close();
+      await Promise.all([holder.close(), adminListener?.close()]);
       pipeline.close();
       await statusFile?.close();
       releaseAll();

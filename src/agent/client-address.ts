@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { normalizeClientAddress } from './whitelist/cidr.js';
+import { normalizeClientAddress } from '../common/cidr.js';
 
 /**
  * The true client address of a connection, recorded by the path that accepted it (direct: the socket's

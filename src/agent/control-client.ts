@@ -5,8 +5,9 @@ import { err, type Result } from '../common/result.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
-import type { Message, WelcomeMessage } from '../protocol/messages.js';
+import { adminResultParts, type AdminMessage, type AdminOrder, type Message, type WelcomeMessage } from '../protocol/messages.js';
 import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
+import type { AdminAnswer } from './admin-backend.js';
 import type { PunchedPort } from './punch.js';
 import type { Reachability } from './public-address.js';
 import type { PublicAddress } from './status.js';
@@ -20,6 +21,8 @@ export interface ControlClientOptions {
   port: PunchedPort;
   /** SHA-256 of the agent's TLS leaf: the rendezvous checks it when it connects back. */
   fingerprint: () => string;
+  /** Carries out an admin order the rendezvous forwards (a whitelist change a user made through it). */
+  admin: (order: AdminOrder) => Promise<AdminAnswer>;
   logger: Logger;
   random?: () => number;
 }
@@ -33,8 +36,8 @@ interface ControlEvents {
 
 /**
  * The agent's side of the control channel: registers with the rendezvous from the punched port, keeps
- * the NAT mapping alive with heartbeats, and reconnects — at once after losing a working session, then
- * with exponential backoff and jitter (cap 30 s).
+ * the NAT mapping alive with heartbeats, answers the admin orders the rendezvous forwards, and reconnects
+ * — at once after losing a working session, then with exponential backoff and jitter (cap 30 s).
  */
 export class ControlClient extends EventEmitter<ControlEvents> {
   private session: Session | undefined;
@@ -158,7 +161,17 @@ class Session {
     if (verified.type === 'pong') this.owner.emit('observed', verified.observed);
     else if (verified.type === 'probe') {
       this.owner.emit('probe', { reachable: verified.reachable, checkedAt: verified.checkedAt, ...(verified.reason ? { reason: verified.reason } : {}) });
-    }
+    } else if (verified.type === 'admin') void this.answerAdmin(verified);
+  }
+
+  /** Runs the order and sends the answer, in parts, on this same connection (the rendezvous waits on it). */
+  private async answerAdmin({ type: _type, seq: _seq, mac: _mac, ...order }: AdminMessage): Promise<void> {
+    const answer = await this.options.admin(order).catch((error: unknown): AdminAnswer => {
+      this.options.logger.error({ err: String(error), op: order.op }, 'admin order failed');
+      return { status: 500, body: JSON.stringify({ error: 'the agent could not carry out the request; see its log' }) };
+    });
+    if (this.ended) return; // the rendezvous has failed the request already when this connection ended
+    for (const part of adminResultParts(order.id, answer.status, answer.body)) this.connection.send(this.sealed!.seal(part));
   }
 
   private onHandshake(message: Message): void {

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/logger.js';
-import { normalizeClientAddress } from './whitelist/cidr.js';
+import { normalizeClientAddress } from '../common/cidr.js';
 
 /** What the gate asks of a whitelist. */
 export interface AddressPolicy {

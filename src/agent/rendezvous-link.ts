@@ -4,7 +4,7 @@ import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.j
 import { formatAddress, formatHostPort } from '../config/address.js';
 import { runAddressHook } from './address-hook.js';
 import { watchAddress } from './address-watch.js';
-import { ControlClient } from './control-client.js';
+import { ControlClient, type ControlClientOptions } from './control-client.js';
 import type { PortHolder } from './lan-listener.js';
 import { PublicAddressTracker } from './public-address.js';
 import { PunchedPort } from './punch.js';
@@ -25,6 +25,8 @@ export interface RendezvousLinkOptions {
   config: AgentConfig & { rendezvous: AgentRendezvousConfig };
   onConnection: (socket: Socket) => void;
   fingerprint: () => string;
+  /** Carries out the admin orders the rendezvous forwards. */
+  admin: ControlClientOptions['admin'];
   /** Something changed that the status file should show; `urgent` for address changes. */
   onStatusChange: (urgent: boolean) => void;
   logger: Logger;
@@ -35,7 +37,7 @@ export interface RendezvousLinkOptions {
  * the DDNS hook on a change, the daily re-register job and the watch that re-registers sooner when the
  * network changes.
  */
-export async function startRendezvousLink({ config, onConnection, fingerprint, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
+export async function startRendezvousLink({ config, onConnection, fingerprint, admin, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
   const rv = config.rendezvous;
   const log = logger.child({ component: 'rendezvous' });
   const port = new PunchedPort({
@@ -46,7 +48,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, o
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
   });
   const tracker = new PublicAddressTracker();
-  const control = new ControlClient({ name: config.agent.name, config: rv, port, fingerprint, logger: log });
+  const control = new ControlClient({ name: config.agent.name, config: rv, port, fingerprint, admin, logger: log });
 
   let registeredAt: Date | undefined;
   control.on('registered', (observed) => {

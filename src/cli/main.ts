@@ -9,9 +9,10 @@ import { rendezvousCommand } from './rendezvous.js';
 import { reregisterCommand } from './reregister.js';
 import { statusCommand } from './status.js';
 import { versionCommand } from './version.js';
+import { allowMeCommand, whitelistCommand } from './whitelist.js';
 
 const COMMANDS: Command[] = [
-  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, keygenCommand, keysCommand,
+  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand,
   installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
   demoCommand, versionCommand,
 ];

@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { parseCidr } from '../agent/whitelist/cidr.js';
+import { parseCidr } from '../common/cidr.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import { err } from '../common/result.js';
 import { formatDuration } from '../common/duration.js';

@@ -25,10 +25,19 @@ export interface RendezvousSettings {
   redirectAllow: string[];
 }
 
+/** The optional [admin] section: limits of the admin API at `/api/agents/<name>/...`. */
+export interface RendezvousAdminSettings {
+  /** Lifetime of an `allow-me` entry, and of an entry added without a ttl. */
+  allowMeTtlMs: number;
+  /** The longest ttl a client may ask for. */
+  maxTtlMs: number;
+}
+
 export interface RendezvousConfig {
   /** The config file, for messages. */
   file: string;
   rendezvous: RendezvousSettings;
+  admin: RendezvousAdminSettings;
   tls: TlsConfig;
   agents: RendezvousAgentEntry[];
   log: { level: string };

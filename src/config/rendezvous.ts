@@ -1,13 +1,15 @@
 import { dirname, resolve } from 'node:path';
 import { formatDuration } from '../common/duration.js';
-import { AGENT_NAME_PATTERN, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
+import { AGENT_NAME_PATTERN, MAX_ADMIN_TTL_MS, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
 import { parseCidrText } from '../rendezvous/addresses.js';
 import { parseHostPort } from './address.js';
-import type { ListenAddress } from './agent-types.js';
+import { DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_MAX_TTL_MS, type ListenAddress } from './agent-types.js';
 import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
-import { RENDEZVOUS_DEFAULTS, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings } from './rendezvous-types.js';
+import {
+  RENDEZVOUS_DEFAULTS, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
+} from './rendezvous-types.js';
 
 /** Reads, parses and validates a rendezvous config file; throws ConfigError listing every problem. */
 export async function loadRendezvousConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<RendezvousConfig> {
@@ -22,17 +24,18 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
   const problems = new Problems(file);
   const root = new TableReader(parseTomlTable(text, file), '', problems);
   const baseDir = dirname(resolve(file));
-  root.rejectUnknown(['rendezvous', 'tls', 'agent', 'log']);
+  root.rejectUnknown(['rendezvous', 'tls', 'agent', 'admin', 'log']);
 
   const settings = readSettings(root.child('rendezvous'), baseDir);
   const tls = readTls(root.child('tls'), baseDir, settings.stateDir);
   const agents = readAgents(root.children('agent'), env, problems);
+  const admin = readAdmin(root.child('admin'));
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
   const level = logTable.oneOf('level', LOG_LEVELS, 'info');
 
   problems.throwIfAny();
-  return { file, rendezvous: settings, tls: tls!, agents, log: { level: level! } };
+  return { file, rendezvous: settings, tls: tls!, agents, admin, log: { level: level! } };
 }
 
 function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
@@ -57,6 +60,19 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     probeTimeoutMs: table.duration('probeTimeout', RENDEZVOUS_DEFAULTS.probeTimeoutMs),
     redirectAllow,
   };
+}
+
+/** [admin]: the same allowMeTtl and maxTtl as the agent's, for the API at /api/agents/<name>/. */
+function readAdmin(table: TableReader): RendezvousAdminSettings {
+  table.rejectUnknown(['allowMeTtl', 'maxTtl']);
+  const allowMeTtlMs = table.duration('allowMeTtl', DEFAULT_ALLOW_ME_TTL_MS);
+  const maxTtlMs = table.duration('maxTtl', DEFAULT_MAX_TTL_MS);
+  if (maxTtlMs > MAX_ADMIN_TTL_MS) {
+    table.problems.add(table.key('maxTtl'), `must be at most "${formatDuration(MAX_ADMIN_TTL_MS)}", the longest lifetime the rendezvous can pass to an agent`);
+  } else if (allowMeTtlMs > maxTtlMs) {
+    table.problems.add(table.key('allowMeTtl'), `"${formatDuration(allowMeTtlMs)}" is longer than ${table.key('maxTtl')} "${formatDuration(maxTtlMs)}"; shorten it or raise maxTtl`);
+  }
+  return { allowMeTtlMs, maxTtlMs };
 }
 
 function readHeartbeat(table: TableReader): number {

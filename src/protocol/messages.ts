@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import { KEY_ID_PATTERN } from '../admin/signature.js';
+import { parseCidr } from '../common/cidr.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /**
@@ -6,7 +8,14 @@ import { err, ok, type Result } from '../common/result.js';
  * Pure: `parseMessage` validates a decoded frame and returns a fresh object holding only the known fields.
  *
  * Handshake: agent `hello` → server `challenge` → agent `auth` → server `welcome`; after that every frame
- * in both directions is sealed by session.ts (`ping`, `pong`, `probe`, and `error` with seq + mac).
+ * in both directions is sealed by session.ts (`ping`, `pong`, `probe`, `admin`, `adminResult`, and `error`
+ * with seq + mac).
+ *
+ * Admin: the server forwards an admin API operation it has already authenticated (a signed request to
+ * `/api/agents/<name>/...`) as `admin` with a request id; the agent applies it to its whitelist and answers
+ * with `adminResult` carrying the same id, an HTTP status and JSON text. The text travels in parts of at most
+ * ADMIN_RESULT_PART_CHARS characters, all but the last marked `more: true`, so a long whitelist fits the
+ * frame limit without raising it: MAX_FRAME_BYTES is also what an unauthenticated peer can make us buffer.
  *
  * Changes from the design text (protocol-spec.md), each closing a hole an on-path attacker could use:
  * 1. `auth.mac` also covers `fingerprint`, `listenPort` and `publicHost` (see `authMac`). In the design it
@@ -35,6 +44,19 @@ export const MIN_HEARTBEAT_MS = 100;
 export const MAX_HEARTBEAT_MS = 600_000;
 /** Random bytes in each handshake nonce; sent as base64url. */
 export const NONCE_BYTES = 16;
+/** Whitelist operations the server forwards in `admin` (the status it answers itself, from its registry). */
+export const ADMIN_OPS = ['list', 'add', 'remove'] as const;
+/** Longest note an `admin` add may carry. */
+export const MAX_ADMIN_NOTE_CHARS = MAX_TEXT_CHARS;
+/** Longest lifetime an `admin` add may carry: ten years. */
+export const MAX_ADMIN_TTL_MS = 3650 * 86_400_000;
+/**
+ * Characters of answer text in one `adminResult`. Even if every one needed a six-byte JSON escape
+ * (\uXXXX) the frame stays below MAX_FRAME_BYTES.
+ */
+export const ADMIN_RESULT_PART_CHARS = 2048;
+/** Longest answer text, all parts together (512 parts): a whitelist of several thousand entries. */
+export const MAX_ADMIN_RESULT_CHARS = 1024 * 1024;
 
 export interface ObservedAddress {
   ip: string;
@@ -100,6 +122,43 @@ export interface ProbeMessage {
   checkedAt: string;
 }
 
+export type AdminOp = (typeof ADMIN_OPS)[number];
+
+/** server → agent, sealed: one admin operation, authenticated and authorised by the server already. */
+export interface AdminMessage {
+  type: 'admin';
+  seq: number;
+  mac: string;
+  /** Chosen by the server, unique on this connection; the answer carries it back. */
+  id: number;
+  op: AdminOp;
+  /** add, remove: a canonical CIDR ("203.0.113.7/32"). */
+  cidr?: string;
+  /** add only. */
+  note?: string;
+  /** add only: the entry's lifetime. */
+  ttlMs?: number;
+  /** add, remove: the admin key that signed the change, and the address it came from, for the agent's log. */
+  keyId?: string;
+  client?: string;
+}
+
+/** An `admin` message's content: what the server asks and the agent carries out. */
+export type AdminOrder = Omit<AdminMessage, 'type' | 'seq' | 'mac'>;
+
+/** agent → server, sealed: (a part of) the answer to `admin` `id`: an HTTP status and JSON text. */
+export interface AdminResultMessage {
+  type: 'adminResult';
+  seq: number;
+  mac: string;
+  id: number;
+  status: number;
+  /** A part of the JSON text; the parts joined in order are the whole answer. */
+  body: string;
+  /** Set on every part but the last. */
+  more?: true;
+}
+
 /** Either way: why the sender is closing. Unsealed only before `welcome`; sealed after it. */
 export interface ErrorMessage {
   type: 'error';
@@ -116,9 +175,21 @@ export type Message =
   | PingMessage
   | PongMessage
   | ProbeMessage
+  | AdminMessage
+  | AdminResultMessage
   | ErrorMessage;
 
 export type MessageType = Message['type'];
+
+/** The `adminResult` messages, before sealing, that carry one answer: its text cut into parts, in order. */
+export function adminResultParts(id: number, status: number, body: string): Omit<AdminResultMessage, 'seq' | 'mac'>[] {
+  const parts: Omit<AdminResultMessage, 'seq' | 'mac'>[] = [];
+  for (let at = 0; at < body.length; at += ADMIN_RESULT_PART_CHARS) {
+    const more = at + ADMIN_RESULT_PART_CHARS < body.length;
+    parts.push({ type: 'adminResult', id, status, body: body.slice(at, at + ADMIN_RESULT_PART_CHARS), ...(more ? { more: true } : {}) });
+  }
+  return parts;
+}
 
 type Check = (value: unknown, field: string) => Result<unknown>;
 
@@ -182,7 +253,7 @@ function isPlainRecord(value: unknown): value is Record<string, unknown> {
 
 const must = (field: string, what: string, value: unknown): Result<never> => err(`${field} must be ${what}, not ${describe(value)}`);
 
-function exactly(expected: string | number): Check {
+function exactly(expected: string | number | boolean): Check {
   return (value, field) => (value === expected ? ok(value) : must(field, JSON.stringify(expected), value));
 }
 
@@ -240,6 +311,32 @@ const hostname = matching(
 );
 const port = integer(1, 65535);
 const seq = integer(1, Number.MAX_SAFE_INTEGER);
+const requestId = integer(1, Number.MAX_SAFE_INTEGER);
+const keyId = matching(KEY_ID_PATTERN, 'an admin key id of 12 lowercase hex digits');
+
+const adminOp: Check = (value, field) =>
+  (ADMIN_OPS as readonly unknown[]).includes(value) ? ok(value) : must(field, `one of ${ADMIN_OPS.join(', ')}`, value);
+
+const canonicalCidr: Check = (value, field) => {
+  const parsed = typeof value === 'string' && value.length <= 64 ? parseCidr(value) : undefined;
+  return parsed?.ok && parsed.value.text === value ? ok(value) : must(field, 'a CIDR in canonical form such as "203.0.113.7/32"', value);
+};
+
+/** The optional fields each admin operation needs, and the ones it may have besides; `across` refuses others. */
+const ADMIN_FIELDS: Record<AdminOp, { required: string[]; allowed: string[] }> = {
+  list: { required: [], allowed: [] },
+  add: { required: ['cidr', 'ttlMs', 'keyId', 'client'], allowed: ['note'] },
+  remove: { required: ['cidr', 'keyId', 'client'], allowed: [] },
+};
+const ADMIN_OPTIONAL_FIELDS = ['cidr', 'note', 'ttlMs', 'keyId', 'client'];
+
+function adminFieldsProblem(message: Record<string, unknown>): string | undefined {
+  const { required, allowed } = ADMIN_FIELDS[message.op as AdminOp];
+  const missing = required.find((field) => message[field] === undefined);
+  if (missing !== undefined) return `op "${message.op as string}" needs ${missing}`;
+  const extra = ADMIN_OPTIONAL_FIELDS.find((field) => message[field] !== undefined && !required.includes(field) && !allowed.includes(field));
+  return extra === undefined ? undefined : `op "${message.op as string}" takes no ${extra}`;
+}
 
 const SCHEMAS: Record<MessageType, Schema> = {
   hello: { required: { version, agent: agentName, nonce } },
@@ -249,6 +346,15 @@ const SCHEMAS: Record<MessageType, Schema> = {
   ping: { required: { seq, mac } },
   pong: { required: { seq, mac, observed } },
   probe: { required: { seq, mac, reachable: boolean, checkedAt: isoTime }, optional: { reason: text(MAX_TEXT_CHARS) } },
+  admin: {
+    required: { seq, mac, id: requestId, op: adminOp },
+    optional: { cidr: canonicalCidr, note: text(MAX_ADMIN_NOTE_CHARS), ttlMs: integer(1, MAX_ADMIN_TTL_MS), keyId, client: ip },
+    across: adminFieldsProblem,
+  },
+  adminResult: {
+    required: { seq, mac, id: requestId, status: integer(100, 599), body: text(ADMIN_RESULT_PART_CHARS) },
+    optional: { more: exactly(true) },
+  },
   error: {
     required: { message: text(MAX_TEXT_CHARS) },
     optional: { seq, mac },

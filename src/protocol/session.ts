@@ -2,6 +2,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../common/result.js';
 import {
   NONCE_BYTES,
+  type AdminMessage,
+  type AdminResultMessage,
   type ErrorMessage,
   type Message,
   type MessageType,
@@ -33,14 +35,20 @@ export interface AuthClaims {
 }
 
 /** The message kinds that are sealed after `welcome`, each with the `seq` and `mac` the seal adds. */
-export type SealedMessage = PingMessage | PongMessage | ProbeMessage | (ErrorMessage & { seq: number; mac: string });
+export type SealedMessage =
+  | PingMessage
+  | PongMessage
+  | ProbeMessage
+  | AdminMessage
+  | AdminResultMessage
+  | (ErrorMessage & { seq: number; mac: string });
 /** A sealed message before sealing: what `SealedChannelState.seal` takes. */
 export type UnsealedMessage = SealedMessage extends infer M ? (M extends SealedMessage ? Omit<M, 'seq' | 'mac'> : never) : never;
 
 /** Which sealed types each role sends; anything else arriving sealed is refused. */
 const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
-  agent: new Set(['ping', 'error']),
-  server: new Set(['pong', 'probe', 'error']),
+  agent: new Set(['ping', 'adminResult', 'error']),
+  server: new Set(['pong', 'probe', 'admin', 'error']),
 };
 const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
 

@@ -6,9 +6,11 @@ import type { RendezvousAgentEntry } from '../config/rendezvous-types.js';
 import { formatAddress } from '../config/address.js';
 import { normalizeIp } from './addresses.js';
 import { ControlSession, type SessionHost } from './control-session.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../common/listen.js';
 import { TokenBuckets } from '../common/token-buckets.js';
+import type { AdminOrder } from '../protocol/messages.js';
 import type { ProbeOutcome, Registry, RegistrationOutcome } from './registry.js';
+import { DEFAULT_ADMIN_TIMEOUT_MS, type AdminReply } from './remote-admin.js';
 
 /** Guards against scanners and broken clients, per source IP. */
 export interface ControlLimits {
@@ -35,6 +37,8 @@ export interface ControlServerOptions {
   heartbeatMs: number;
   logger: Logger;
   limits?: Partial<ControlLimits>;
+  /** How long a forwarded admin request waits for the agent (default DEFAULT_ADMIN_TIMEOUT_MS). */
+  adminTimeoutMs?: number;
 }
 
 export interface ControlServerEvents {
@@ -75,6 +79,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       secretOf: (agent) => this.secrets.get(agent),
       heartbeatMs: options.heartbeatMs,
       handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+      adminTimeoutMs: options.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS,
       authenticated: (session) => this.authenticated(session),
       heartbeat: (session) => options.registry.heartbeat(session.agent!),
       handshakeFailed: (session, why) => this.handshakeFailed(session, why),
@@ -95,6 +100,12 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   /** Sends a reachability result to the agent's current session; false when it has none. */
   sendProbe(agent: string, outcome: ProbeOutcome): boolean {
     return this.current.get(agent)?.sendProbe(outcome) ?? false;
+  }
+
+  /** Forwards an admin order to the agent's current session and waits for the answer; 503 when it has none. */
+  requestAdmin(agent: string, order: Omit<AdminOrder, 'id'>): Promise<AdminReply> {
+    const session = this.current.get(agent);
+    return session ? session.requestAdmin(order) : Promise.resolve({ ok: false, status: 503, error: `${agent} is not connected to the rendezvous` });
   }
 
   /** Agents with an authenticated connection. */

@@ -1,15 +1,18 @@
 import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
-import type { AuthMessage, HelloMessage, Message, ObservedAddress } from '../protocol/messages.js';
+import type { AdminOrder, AuthMessage, HelloMessage, Message, ObservedAddress } from '../protocol/messages.js';
 import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, type AuthClaims } from '../protocol/session.js';
 import { normalizeIp } from './addresses.js';
 import type { ProbeOutcome } from './registry.js';
+import { PendingAdminRequests, type AdminReply } from './remote-admin.js';
 
 /** What a session needs from the server; the server owns the agents, the registry and the logs. */
 export interface SessionHost {
   secretOf(agent: string): string | undefined;
   heartbeatMs: number;
   handshakeTimeoutMs: number;
+  /** How long an admin request waits for the agent's answer. */
+  adminTimeoutMs: number;
   /** The handshake succeeded and the welcome is sent. */
   authenticated(session: ControlSession): void;
   /** A valid sealed ping arrived (the pong is sent already). */
@@ -30,10 +33,11 @@ export const PROBE_REPEAT_MS = 5 * 60_000;
 const AUTH_FAILED = 'authentication failed';
 
 /**
- * One agent connection on the rendezvous: hello → challenge → auth → welcome, then sealed ping/pong and
- * probe results, with a handshake deadline and a liveness deadline (no valid frame for 2 heartbeats plus
- * a grace: the agent is dead, or its NAT mapping is, and this connection is a ghost). The server's sweep
- * enforces the deadlines (expireIfDue): one timer for all sessions instead of one re-armed per ping.
+ * One agent connection on the rendezvous: hello → challenge → auth → welcome, then sealed ping/pong,
+ * probe results and admin requests, with a handshake deadline and a liveness deadline (no valid frame for
+ * 2 heartbeats plus a grace: the agent is dead, or its NAT mapping is, and this connection is a ghost). The
+ * server's sweep enforces the deadlines (expireIfDue): one timer for all sessions instead of one re-armed
+ * per ping.
  */
 export class ControlSession {
   readonly connection: FramedConnection;
@@ -50,6 +54,8 @@ export class ControlSession {
   private registered: { agent: string; claims: AuthClaims } | undefined;
   /** The last reachability verdict sent on this connection, and when. */
   private probeSent: { reachable: boolean; reason: string | undefined; atMs: number } | undefined;
+  /** Admin requests waiting for the agent; made on the first one. */
+  private admin: PendingAdminRequests | undefined;
 
   constructor(socket: Socket, observedIp: string, private readonly host: SessionHost) {
     this.observed = { ip: observedIp, port: socket.remotePort ?? 0 };
@@ -59,6 +65,7 @@ export class ControlSession {
     this.connection.on('protocol-error', (reason) => this.noteFailure(`malformed frame: ${reason}`));
     this.connection.on('close', (cause) => {
       if (!this.registration) this.noteFailure(`closed during the handshake${cause ? ` (${cause})` : ''}`);
+      this.admin?.failAll();
       host.ended(this, this.failure ?? (cause ? `connection lost (${cause})` : undefined));
     });
     this.deadlineAt = Date.now() + host.handshakeTimeoutMs;
@@ -97,6 +104,16 @@ export class ControlSession {
     this.probeSent = { reachable: outcome.reachable, reason, atMs };
     const message = { type: 'probe', reachable: outcome.reachable, ...(reason === undefined ? {} : { reason }), checkedAt: outcome.checkedAt.toISOString() } as const;
     return this.connection.send(this.sealed.seal(message)).ok;
+  }
+
+  /** Forwards an admin order to the agent and waits for its answer (503 when this session cannot carry it). */
+  requestAdmin(order: Omit<AdminOrder, 'id'>): Promise<AdminReply> {
+    const sealed = this.sealed;
+    if (!sealed || this.failure !== undefined) {
+      return Promise.resolve({ ok: false, status: 503, error: `${this.agent ?? 'the agent'} is not connected to the rendezvous` });
+    }
+    this.admin ??= new PendingAdminRequests(this.registration!.agent, this.host.adminTimeoutMs);
+    return this.admin.request(order, (full) => this.connection.send(sealed.seal({ type: 'admin', ...full })));
   }
 
   /** Ends the session from our side with FIN (we close first, so the agent's punched port has no TIME_WAIT). */
@@ -152,6 +169,8 @@ export class ControlSession {
     if (opened.value.type === 'ping') {
       this.connection.send(sealed.seal({ type: 'pong', observed: this.observed }));
       this.host.heartbeat(this);
+    } else if (opened.value.type === 'adminResult') {
+      this.admin?.receive(opened.value);
     } else if (opened.value.type === 'error') {
       this.close(`the agent closed: ${opened.value.message}`);
     }

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:https';
 import { join } from 'node:path';
+import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import { formatHostPort } from '../config/address.js';
 import { ConfigError } from '../config/problems.js';
@@ -9,9 +10,10 @@ import { openCertificateSource, TlsSetupError, type CertificateSource } from '..
 import { formatAddress } from '../config/address.js';
 import { AddressAllowList } from './addresses.js';
 import { ControlServer, type ControlLimits } from './control-server.js';
-import { listenOn } from './listen.js';
+import { listenOn } from '../common/listen.js';
 import { ProbeScheduler, type ProbeFunction, type ProbeResult, type ProbeTarget } from './prober.js';
 import { Registry, type AgentRecord } from './registry.js';
+import { RemoteAdmin } from './remote-admin.js';
 import { createWebServer } from './web.js';
 
 export interface RunningRendezvous {
@@ -30,6 +32,8 @@ export interface RendezvousOptions {
   controlLimits?: Partial<ControlLimits>;
   probe?: ProbeFunction;
   registryWriteDelayMs?: number;
+  /** How long a forwarded admin request waits for the agent. */
+  adminTimeoutMs?: number;
 }
 
 /** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users. */
@@ -42,10 +46,21 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     logger,
     ...(options.registryWriteDelayMs !== undefined ? { writeDelayMs: options.registryWriteDelayMs } : {}),
   });
+  // a key file it cannot trust stops the start (fail closed), before anything listens
+  const keys = await KeyStore.open(keyStorePath(settings.stateDir), logger).catch((error: Error) => {
+    throw new ConfigError([error.message]);
+  });
   const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
     throw error instanceof TlsSetupError ? new ConfigError([error.message]) : error;
   });
-  const control = new ControlServer({ agents: config.agents, registry, heartbeatMs: settings.heartbeatMs, logger, ...(options.controlLimits ? { limits: options.controlLimits } : {}) });
+  const control = new ControlServer({
+    agents: config.agents,
+    registry,
+    heartbeatMs: settings.heartbeatMs,
+    logger,
+    ...(options.controlLimits ? { limits: options.controlLimits } : {}),
+    ...(options.adminTimeoutMs !== undefined ? { adminTimeoutMs: options.adminTimeoutMs } : {}),
+  });
   const reportReachability = (agent: string, target: ProbeTarget, result: ProbeResult): void => {
     const before = registry.get(agent)?.reachability;
     if (!registry.recordReachability(agent, { address: target.address, fingerprint: target.fingerprint }, result)) return;
@@ -67,9 +82,16 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
   });
   control.on('registered', (agent, { record }, serverIp) => prober.checkNow(agent, probeTarget(record, serverIp)));
   control.on('offline', (agent) => prober.stop(agent));
+  const admin = new RemoteAdmin({
+    keys,
+    agents: { lookup: (name) => registry.get(name), requestAdmin: (agent, order) => control.requestAdmin(agent, order) },
+    logger,
+    ...config.admin,
+  });
   const web = createWebServer({
     certificates,
     directory: { lookup: (name) => registry.get(name), allow: new AddressAllowList(settings.redirectAllow) },
+    admin,
     logger,
   });
 

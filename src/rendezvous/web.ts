@@ -1,12 +1,15 @@
-import { createServer, type Server } from 'node:https';
+import type { Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pathOf, sendJson, serveAdminHttp } from '../admin/http.js';
+import { createHttpsServer } from '../tls/https-server.js';
 import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
-import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
 import { urlHost } from '../config/address.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
+import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
 import type { AgentRecord } from './registry.js';
+import type { RemoteAdmin } from './remote-admin.js';
 
 export interface WebRequest {
   method: string;
@@ -33,6 +36,8 @@ export interface RedirectDirectory {
 }
 
 const GO_PATH = /^\/go\/([^/]*)(?:\/(.*))?$/s;
+/** `/api/agents/<name>/<route>`: the admin API for one agent. */
+const API_PATH = /^\/api\/agents\/([^/]+)\/(.+)$/s;
 
 /**
  * Pure: what the rendezvous answers a user. `/go/<agent>/<rest>?<query>` redirects to the agent's
@@ -44,7 +49,8 @@ export function answerWebRequest(request: WebRequest, directory: RedirectDirecto
     return { ...page(405, 'Method not allowed', 'Only GET and HEAD are served here.'), headers: { ...HTML_HEADERS, allow: 'GET, HEAD' } };
   }
   const queryAt = request.url.indexOf('?');
-  const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
+  const path = pathOf(request.url);
+  if (path === '/admin') return ADMIN_PAGE;
   if (path === '/healthz') return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body: 'ok\n' };
   if (path === '/') return page(200, 'homeport rendezvous', 'Links to a home look like <code>/go/&lt;name&gt;/</code>.');
   const match = GO_PATH.exec(path);
@@ -100,6 +106,22 @@ function page(status: number, title: string, htmlText: string): WebResponse {
 
 const NOT_FOUND = page(404, 'Not found', 'There is nothing here.');
 
+/**
+ * The phone page. Its CSP allows only the page's own inline style and script (by hash) and fetches to this
+ * origin; it may not be framed (clickjacking the "Allow" button) and is never cached (it is the key's
+ * way in, and a cached old copy could outlive a fix).
+ */
+const ADMIN_PAGE: WebResponse = {
+  status: 200,
+  headers: {
+    ...HTML_HEADERS,
+    'content-security-policy': ADMIN_PAGE_CSP,
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+  },
+  body: ADMIN_PAGE_HTML,
+};
+
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }
@@ -107,32 +129,31 @@ function escapeHtml(text: string): string {
 export interface WebServerOptions {
   certificates: CertificateSource;
   directory: RedirectDirectory;
+  /** The admin API at /api/agents/<name>/...; without it /api/ is 404. */
+  admin?: RemoteAdmin;
   logger: Logger;
 }
 
-/** The HTTPS server users reach; a thin shell around answerWebRequest. Call listen() on it. */
-export function createWebServer({ certificates, directory, logger }: WebServerOptions): Server {
+/** The HTTPS server users reach: the admin API, and answerWebRequest for the rest. Call listen() on it. */
+export function createWebServer({ certificates, directory, admin, logger }: WebServerOptions): Server {
   const log = logger.child({ component: 'web' });
-  const server = createServer({
-    ...TLS_SERVER_OPTIONS,
-    ...certificates.current(),
-    handshakeTimeout: 10_000,
-    headersTimeout: 10_000,
-    requestTimeout: 15_000,
-    keepAliveTimeout: 5_000,
-  }, (req: IncomingMessage, res: ServerResponse) => {
+  return createHttpsServer(certificates, log, (req: IncomingMessage, res: ServerResponse) => {
     const clientIp = normalizeIp(req.socket.remoteAddress ?? '') ?? 'unknown';
-    const answer = answerWebRequest({ method: req.method ?? 'GET', url: req.url ?? '/', clientIp }, directory);
+    const url = req.url ?? '/';
+    if (url.startsWith('/api/')) return serveApi(req, res, clientIp, admin);
+    const answer = answerWebRequest({ method: req.method ?? 'GET', url, clientIp }, directory);
     if (answer.agent !== undefined) {
       log[answer.status === 404 ? 'debug' : 'info']({ agent: answer.agent, client: clientIp, status: answer.status, why: answer.why }, 'redirect request');
     }
     res.writeHead(answer.status, answer.headers);
     res.end(req.method === 'HEAD' ? undefined : answer.body);
   });
-  const onChange = (): void => server.setSecureContext({ ...TLS_SERVER_OPTIONS, ...certificates.current() });
-  certificates.on('change', onChange);
-  server.on('close', () => certificates.off('change', onChange));
-  // a client that breaks off a handshake is no server problem
-  server.on('tlsClientError', (error) => log.debug({ err: error.message }, 'TLS handshake failed'));
-  return server;
+}
+
+/** Any method on /api/agents/<name>/<route> goes to the admin API; the API checks the signature first. */
+function serveApi(req: IncomingMessage, res: ServerResponse, clientIp: string, admin: RemoteAdmin | undefined): void {
+  const match = API_PATH.exec(pathOf(req.url ?? '/'));
+  if (!admin || !match) return sendJson(res, 404, { error: 'the admin API is at /api/agents/<name>/status, /whitelist and /allow-me' });
+  const agent = match[1]!;
+  void serveAdminHttp(req, res, match[2]!, clientIp, (request) => admin.handle(agent, request));
 }

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { skipReason, startLab, type Lab, type LabChild } from './lab.js';
-import { homeport, startMedia, waitForOutput, writeLabConfigs, type LabSetup } from './homeport.js';
+import { CLI, homeport, startMedia, waitForOutput, writeLabConfigs, type LabSetup } from './homeport.js';
 import { runCli } from '../helpers/cli.js';
 
 const skip = skipReason();
@@ -65,7 +65,7 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
   });
   after(() => lab?.down());
 
-  test('a remote client outside the whitelist is closed; once added it follows the redirect and downloads intact', async () => {
+  test('a remote client outside the whitelist is closed; after allow-me through the rendezvous it downloads intact', async () => {
     const redirect = await until('reachable redirect', 10_000, async () => {
       const answer = await curlFromRemote(lab, setup, go, false);
       return answer.code === '302' ? answer : undefined;
@@ -73,10 +73,21 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
     assert.match(redirect.location, new RegExp(`^https://${lab.addresses.homeRouterWan.replaceAll('.', '\\.')}:2\\d{4}/movie\\.bin$`));
     const refused = await curlFromRemote(lab, setup, go, true);
     assert.notEqual(refused.code, '200', 'the home port must refuse a client outside the whitelist');
-    assert.match(agent.output(), new RegExp(`denied[^\\n]*${lab.addresses.remoteRouterWan.replaceAll('.', '\\.')}|${lab.addresses.remoteRouterWan.replaceAll('.', '\\.')}[^\\n]*denied`));
+    const remoteWan = lab.addresses.remoteRouterWan.replaceAll('.', '\\.');
+    assert.match(agent.output(), new RegExp(`denied[^\\n]*${remoteWan}|${remoteWan}[^\\n]*denied`));
 
-    await writeFile(join(setup.dir, 'agent-state', 'whitelist.json'), JSON.stringify({ version: 1, entries: [{ cidr: `${lab.addresses.remoteRouterWan}/32`, note: 'remote' }] }));
-    const fetched = await until('download after whitelisting', 5_000, async () => {
+    // The phone's way in: a rendezvous key (made while the rendezvous runs), then allow-me from the remote
+    // network, through its NAT, to the rendezvous, which passes it to the agent over the control connection.
+    const keygen = await runCli(['keygen', '--config', setup.rendezvousConfig, '--note', 'remote phone']);
+    assert.equal(keygen.code, 0, keygen.stderr);
+    const allowMe = await lab.exec('remote', [
+      'env', `HOMEPORT_ADMIN_KEY=${keygen.stdout.trim()}`, process.execPath, CLI, 'allow-me',
+      '--via', `https://${lab.addresses.rendezvous}:8443/api/agents/home/`, '--ca', join(setup.dir, 'rv-certs', 'ca.pem'),
+    ]);
+    assert.match(allowMe.stdout, new RegExp(`added ${remoteWan}/32`), 'the rendezvous saw the remote router\'s public address');
+    assert.match(agent.output(), new RegExp(`whitelist entry added[^\\n]*${remoteWan}/32|${remoteWan}/32[^\\n]*whitelist entry added`));
+
+    const fetched = await until('download after allow-me', 5_000, async () => {
       const answer = await curlFromRemote(lab, setup, go, true);
       return answer.code === '200' ? answer : undefined;
     });

@@ -6,8 +6,8 @@ import { writeFileAtomic } from '../../common/atomic-write.js';
 import type { Logger } from '../../common/logger.js';
 import { err, ok, type Result } from '../../common/result.js';
 import type { WhitelistEntrySpec } from '../../config/agent-types.js';
-import { parseCidr, type Cidr } from './cidr.js';
-import { CidrSet } from './cidr-set.js';
+import { parseCidr, type Cidr } from '../../common/cidr.js';
+import { CidrSet } from '../../common/cidr-set.js';
 
 export interface WhitelistEntry {
   cidr: Cidr;

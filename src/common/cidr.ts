@@ -1,4 +1,4 @@
-import { err, ok, type Result } from '../../common/result.js';
+import { err, ok, type Result } from './result.js';
 
 /**
  * Strict IP and CIDR parsing for the whitelist. One hand-written parser serves both the config (where it
