@@ -5,7 +5,7 @@ import type { NetworkInterfaceInfo } from 'node:os';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { interfacesFingerprint, watchAddress } from '../src/agent/address-watch.js';
-import { notifyReady } from '../src/agent/notify.js';
+import { notifyReady } from '../src/common/notify.js';
 import { scheduleReregister } from '../src/agent/schedule.js';
 import { heartbeatStale, missedRun } from '../src/agent/wall-clock.js';
 import { createLogger } from '../src/common/logger.js';

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { notifyReady } from '../agent/notify.js';
+import { notifyReady } from '../common/notify.js';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { createLogger, flushLogger, LOG_FILE_MODE, reopenLogFile, type Logger } from '../common/logger.js';
 import { ConfigError } from '../config/problems.js';
