@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Logger } from '../common/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * Tells systemd the service is ready (Type=notify), for the agent and the rendezvous alike. Node cannot
