@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ApiWhitelistEntry } from '../src/admin/api-types.js';
 import { formatTable } from '../src/cli/whitelist.js';
-import { runCli, startCli, stopChild, type CliRun } from './helpers/cli.js';
+import { runCli, type CliRun } from './helpers/cli.js';
+import { startLoopbackPair, writeAgentConfig, type LoopbackAgentOptions, type LoopbackPair } from './helpers/loopback-pair.js';
 import { freePort } from './helpers/ports.js';
 
 /**
@@ -14,72 +12,36 @@ import { freePort } from './helpers/ports.js';
  * loopback, keys made with `homeport keygen`, the key passed in HOMEPORT_ADMIN_KEY.
  */
 
-const SECRET = 'loopback-secret-0123456789';
-
-let dir: string;
-let children: ChildProcess[] = [];
+let pair: LoopbackPair;
 const keys = { agent: '', rendezvous: '', readOnly: '' };
-let adminPort: number;
 let httpPort: number;
 
 async function keygen(config: string, scopes?: string): Promise<string> {
-  const run = await runCli(['keygen', '--config', join(dir, config), ...(scopes ? ['--scopes', scopes] : [])]);
+  const run = await runCli(['keygen', '--config', join(pair.dir, config), ...(scopes ? ['--scopes', scopes] : [])]);
   assert.equal(run.code, 0, run.stderr);
   return run.stdout.trim();
 }
 
 /** `homeport <args> --config agent.toml` with this key. */
 function homeport(args: string[], key: string | undefined, config = 'agent.toml'): Promise<CliRun> {
-  return runCli([...args, '--config', join(dir, config)], { HOMEPORT_ADMIN_KEY: key ?? '' });
+  return runCli([...args, '--config', join(pair.dir, config)], { HOMEPORT_ADMIN_KEY: key ?? '' });
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'hp-admin-cli-'));
-  const control = await freePort();
-  [httpPort, adminPort] = [await freePort(), await freePort()];
-  await writeFile(join(dir, 'rendezvous.toml'), `
-[rendezvous]
-control = "127.0.0.1:${control}"
-http = "127.0.0.1:${httpPort}"
-stateDir = "./rv"
-heartbeat = "1s"
-[[agent]]
-name = "home"
-secret = "${SECRET}"
-`);
-  const agentToml = (admin: string): string => `
-[agent]
-name = "home"
-listen = "127.0.0.1:0"
-stateDir = "./agent"
-[whitelist]
-allow = [{ cidr = "192.168.1.0/24", note = "LAN" }, "127.0.0.1/32"]
-[[route]]
-target = "http://127.0.0.1:9"
-[rendezvous]
-server = "127.0.0.1:${control}"
-secret = "${SECRET}"
-heartbeat = "1s"
-[admin]
-listen = "127.0.0.1:${adminPort}"
-rendezvousUrl = "https://127.0.0.1:${httpPort}"
-${admin}`;
-  await writeFile(join(dir, 'agent.toml'), agentToml('ca = "./rv/certs/ca.pem"\n'));
-  await writeFile(join(dir, 'agent-no-ca.toml'), agentToml(''));
-  const rendezvous = await startCli(['rendezvous', '--config', join(dir, 'rendezvous.toml')], /rendezvous listening/);
-  children.push(rendezvous.child);
-  const agent = await startCli(['agent', '--config', join(dir, 'agent.toml')], /"msg":"registered with the rendezvous"/);
-  children.push(agent.child);
+  const adminPort = await freePort();
+  const agentWithAdmin = (lines: string): LoopbackAgentOptions => ({
+    allow: '[{ cidr = "192.168.1.0/24", note = "LAN" }, "127.0.0.1/32"]',
+    admin: { port: adminPort, lines },
+  });
+  pair = await startLoopbackPair({ prefix: 'hp-admin-cli-', agent: agentWithAdmin('ca = "./rv/certs/ca.pem"\n') });
+  await writeAgentConfig(pair, 'agent-no-ca.toml', agentWithAdmin(''));
+  httpPort = pair.ports.http;
   keys.agent = await keygen('agent.toml');
   keys.rendezvous = await keygen('rendezvous.toml');
   keys.readOnly = await keygen('agent.toml', 'status:read');
 });
 
-after(async () => {
-  await Promise.all(children.map((child) => stopChild(child)));
-  children = [];
-  await rm(dir, { recursive: true, force: true });
-});
+after(() => pair?.stop());
 
 function listed(run: CliRun): ApiWhitelistEntry[] {
   assert.equal(run.code, 0, run.stderr);
@@ -123,7 +85,7 @@ describe('round trips', () => {
   });
 
   test('an explicit API URL with --ca', async () => {
-    const run = await runCli(['whitelist', 'list', '--json', '--via', `https://127.0.0.1:${httpPort}/api/agents/home/`, '--ca', join(dir, 'rv', 'certs', 'ca.pem')], { HOMEPORT_ADMIN_KEY: keys.rendezvous });
+    const run = await runCli(['whitelist', 'list', '--json', '--via', `https://127.0.0.1:${httpPort}/api/agents/home/`, '--ca', join(pair.rendezvousState, 'certs', 'ca.pem')], { HOMEPORT_ADMIN_KEY: keys.rendezvous });
     assert.ok(listed(run).some((entry) => entry.cidr === '192.168.1.0/24'));
   });
 });

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:http';
 import { Agent, request } from 'node:https';
 import { createConnection, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,14 +21,12 @@ import { ADMIN_RESULT_PART_CHARS, MAX_ADMIN_RESULT_CHARS, type AdminResultMessag
 import { startRendezvous, type RunningRendezvous } from '../src/rendezvous/rendezvous.js';
 import { MAX_PENDING_ADMIN_REQUESTS, PendingAdminRequests } from '../src/rendezvous/remote-admin.js';
 import { captureLogs, type LogLine } from './helpers/logs.js';
-import { freePort } from './helpers/ports.js';
+import { writeLoopbackConfigs, type LoopbackConfigs } from './helpers/loopback-pair.js';
 
 /**
  * A real rendezvous and a real agent on loopback, in this process: whitelist changes signed with a
  * rendezvous key go to /api/agents/home/... and end in the agent's gate.
  */
-
-const SECRET = 'admin-e2e-secret-0123456789';
 
 interface Answer {
   status: number;
@@ -38,7 +35,7 @@ interface Answer {
   json: any;
 }
 
-let dir: string;
+let configs: LoopbackConfigs;
 let upstream: Server;
 let rendezvous: RunningRendezvous;
 let agent: RunningAgent;
@@ -46,16 +43,15 @@ let agentLogs: LogLine[];
 let rendezvousCa: string;
 let agentCa: string;
 let key: AdminKey;
-let ports: { control: number; http: number };
 
 async function startRendezvousHere(): Promise<void> {
-  rendezvous = await startRendezvous(await loadRendezvousConfig(join(dir, 'rendezvous.toml')), captureLogs().logger);
+  rendezvous = await startRendezvous(await loadRendezvousConfig(configs.rendezvousConfig), captureLogs().logger);
 }
 
 async function startAgentHere(): Promise<void> {
   const { logger, lines } = captureLogs();
   agentLogs = lines;
-  agent = await startAgent(await loadAgentConfig(join(dir, 'agent.toml')), logger);
+  agent = await startAgent(await loadAgentConfig(configs.agentConfig), logger);
 }
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -67,41 +63,17 @@ async function waitFor(what: string, condition: () => boolean | Promise<boolean>
 const online = (): boolean => rendezvous.registry.get('home')?.online === true;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'hp-admin-e2e-'));
   upstream = createServer((_req, res) => res.end('home'));
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-  ports = { control: await freePort(), http: await freePort() };
-  await writeFile(join(dir, 'rendezvous.toml'), `
-[rendezvous]
-control = "127.0.0.1:${ports.control}"
-http = "127.0.0.1:${ports.http}"
-stateDir = "rv-state"
-heartbeat = "1s"
-[[agent]]
-name = "home"
-secret = "${SECRET}"
-`);
-  await writeFile(join(dir, 'agent.toml'), `
-[agent]
-name = "home"
-listen = "127.0.0.1:0"
-stateDir = "agent-state"
-[tls]
-hostnames = ["localhost"]
-[rendezvous]
-server = "127.0.0.1:${ports.control}"
-secret = "${SECRET}"
-heartbeat = "1s"
-[[route]]
-host = "*"
-path = "/"
-target = "http://127.0.0.1:${(upstream.address() as AddressInfo).port}"
-`);
+  configs = await writeLoopbackConfigs({
+    prefix: 'hp-admin-e2e-',
+    agent: { allow: '[]', target: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
+  });
   await startRendezvousHere();
   await startAgentHere();
-  rendezvousCa = await readFile(join(dir, 'rv-state', 'certs', 'ca.pem'), 'utf8');
-  agentCa = await readFile(join(dir, 'agent-state', 'certs', 'ca.pem'), 'utf8');
-  const store = await KeyStore.open(keyStorePath(join(dir, 'rv-state')), captureLogs().logger);
+  rendezvousCa = await readFile(join(configs.rendezvousState, 'certs', 'ca.pem'), 'utf8');
+  agentCa = await readFile(join(configs.agentState, 'certs', 'ca.pem'), 'utf8');
+  const store = await KeyStore.open(keyStorePath(configs.rendezvousState), captureLogs().logger);
   const added = await store.add({ scopes: ['status:read', 'whitelist:write'], note: 'phone' });
   assert.ok(added.ok);
   key = added.value;
@@ -112,7 +84,7 @@ after(async () => {
   await agent?.close();
   await rendezvous?.close();
   upstream?.close();
-  await rm(dir, { recursive: true, force: true });
+  await rm(configs.dir, { recursive: true, force: true });
 });
 
 interface CallOptions {
@@ -131,7 +103,7 @@ function api(method: string, route: string, options: CallOptions = {}): Promise<
   const authorization = authorizationHeader(options.key ?? key, { method, target, body });
   return new Promise((resolve, reject) => {
     const req = request({
-      host: '127.0.0.1', port: ports.http, method, path: target, ca: rendezvousCa, servername: 'localhost',
+      host: '127.0.0.1', port: configs.ports.http, method, path: target, ca: rendezvousCa, servername: 'localhost',
       localAddress: options.localAddress ?? '127.0.0.1', agent: options.agent ?? false,
       headers: { authorization, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
     }, (res) => {
@@ -185,7 +157,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
   });
 
   test('a whitelist far larger than a control frame is listed whole through the rendezvous', async () => {
-    const file = join(dir, 'agent-state', 'whitelist.json');
+    const file = join(configs.agentState, 'whitelist.json');
     const data = JSON.parse(await readFile(file, 'utf8')) as { version: number; entries: object[] };
     const note = `"quoted" — ünïcödé ${'x'.repeat(120)}`;
     const many = Array.from({ length: 300 }, (_, i) => ({ cidr: `10.1.${i >> 8}.${i & 255}/32`, note, added: new Date().toISOString() }));

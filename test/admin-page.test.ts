@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
-import { runCli, startCli, stopChild } from './helpers/cli.js';
-import { freePort } from './helpers/ports.js';
+import { runCli, stopChild } from './helpers/cli.js';
+import { startLoopbackPair, type LoopbackPair } from './helpers/loopback-pair.js';
 import { missingTool } from './helpers/tools.js';
 
 /**
@@ -15,7 +13,6 @@ import { missingTool } from './helpers/tools.js';
  * agent behind it: sign in with a rendezvous key, allow this device, see it listed, remove it.
  */
 
-const SECRET = 'loopback-secret-0123456789';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const PHONE = { width: 390, height: 844 };
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -24,9 +21,7 @@ const CSP_LISTENER = "document.addEventListener('securitypolicyviolation', (even
 const STORED_ITEMS = 'localStorage.length';
 
 const skip = missingTool('chromium');
-let dir: string;
-let children: ChildProcess[] = [];
-let agentProcess: ChildProcess;
+let pair: LoopbackPair;
 let browser: Browser;
 let pageUrl: string;
 let key: string;
@@ -70,47 +65,17 @@ async function signIn(page: Page, keyText: string, remember = false): Promise<vo
 
 describe('the phone page', { skip }, () => {
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hp-admin-page-'));
-    const [control, http] = [await freePort(), await freePort()];
-    await writeFile(join(dir, 'rendezvous.toml'), `
-[rendezvous]
-control = "127.0.0.1:${control}"
-http = "127.0.0.1:${http}"
-stateDir = "./rv"
-heartbeat = "1s"
-[[agent]]
-name = "home"
-secret = "${SECRET}"
-`);
-    await writeFile(join(dir, 'agent.toml'), `
-[agent]
-name = "home"
-listen = "127.0.0.1:0"
-stateDir = "./agent"
-[whitelist]
-allow = [{ cidr = "192.168.1.0/24", note = "LAN" }]
-[[route]]
-target = "http://127.0.0.1:9"
-[rendezvous]
-server = "127.0.0.1:${control}"
-secret = "${SECRET}"
-heartbeat = "1s"
-`);
-    children.push((await startCli(['rendezvous', '--config', join(dir, 'rendezvous.toml')], /rendezvous listening/)).child);
-    agentProcess = (await startCli(['agent', '--config', join(dir, 'agent.toml')], /"msg":"registered with the rendezvous"/)).child;
-    children.push(agentProcess);
-    const keygen = await runCli(['keygen', '--config', join(dir, 'rendezvous.toml'), '--note', 'phone']);
+    pair = await startLoopbackPair({ prefix: 'hp-admin-page-', agent: { allow: '[{ cidr = "192.168.1.0/24", note = "LAN" }]' } });
+    const keygen = await runCli(['keygen', '--config', pair.rendezvousConfig, '--note', 'phone']);
     assert.equal(keygen.code, 0, keygen.stderr);
     key = keygen.stdout.trim();
-    pageUrl = `https://127.0.0.1:${http}/admin?agent=home`;
+    pageUrl = `https://127.0.0.1:${pair.ports.http}/admin?agent=home`;
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   });
 
   after(async () => {
     await browser?.close();
-    await Promise.all(children.map((child) => stopChild(child)));
-    children = [];
-    await rm(dir, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   test('sign in, allow this device, see it listed, remove it; no console errors, no CSP violations', () => withPhone(async ({ page, response, trouble }) => {
@@ -167,7 +132,7 @@ heartbeat = "1s"
   }));
 
   test('an agent that went offline: the status says so and the whitelist error names it', async () => {
-    await stopChild(agentProcess);
+    await stopChild(pair.agent.child);
     await withPhone(async ({ page }) => {
       await signIn(page, key);
       await page.getByText(/^The agent "home" is offline or not answering \(home is offline since /).waitFor();

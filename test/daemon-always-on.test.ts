@@ -7,30 +7,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { connect } from 'node:tls';
 import { readStatusFile, type AgentStatus } from '../src/agent/status.js';
-import { CLI, startCli, stopChild } from './helpers/cli.js';
+import { CLI, stopChild } from './helpers/cli.js';
+import { startLoopbackPair, writeLoopbackConfigs } from './helpers/loopback-pair.js';
 import { freePort } from './helpers/ports.js';
 import { missingTool } from './helpers/tools.js';
 
 /** The programs as services: readiness under systemd, and the re-register job running by itself. */
-
-const SECRET = 'loopback-secret-0123456789';
-
-/** A loopback rendezvous config for one agent "home", on free ports. */
-async function writeRendezvousConfig(dir: string): Promise<{ file: string; control: number; http: number }> {
-  const [control, http] = [await freePort(), await freePort()];
-  const file = join(dir, 'rendezvous.toml');
-  await writeFile(file, `
-[rendezvous]
-control = "127.0.0.1:${control}"
-http = "127.0.0.1:${http}"
-stateDir = "./rv"
-heartbeat = "1s"
-[[agent]]
-name = "home"
-secret = "${SECRET}"
-`);
-  return { file, control, http };
-}
 
 /**
  * systemd's side of NOTIFY_SOCKET: a unix datagram socket (Node cannot bind one, python3 can). It closes
@@ -135,38 +117,22 @@ target = "http://127.0.0.1:9"
 });
 
 test('the rendezvous sends READY=1 through the real systemd-notify once both ports are serving', { skip: missingTool('systemd-notify') ?? missingTool('python3') }, async (t) => {
-  const rendezvous = await writeRendezvousConfig(await mkdtemp(join(tmpdir(), 'hp-ready-')));
-  await assertReadyOnce(t, 'rendezvous', rendezvous.file, rendezvous.http);
+  const configs = await writeLoopbackConfigs({ prefix: 'hp-ready-' });
+  await assertReadyOnce(t, 'rendezvous', configs.rendezvousConfig, configs.ports.http);
 });
 
 test('the re-register job fires by itself (fast test schedule, no delay) and registers again from the punched port', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'hp-daemon-rereg-'));
-  const { file: rendezvousConfig, control } = await writeRendezvousConfig(dir);
-  await writeFile(join(dir, 'agent.toml'), `
-[agent]
-name = "home"
-listen = "127.0.0.1:0"
-stateDir = "./agent"
-[whitelist]
-allow = ["127.0.0.1/32"]
-[[route]]
-target = "http://127.0.0.1:9"
-[rendezvous]
-server = "127.0.0.1:${control}"
-secret = "${SECRET}"
-heartbeat = "1s"
-reregister = "*/2 * * * * *"
-reregisterDelay = "0s"
-`);
-  const rendezvous = await startCli(['rendezvous', '--config', rendezvousConfig], /rendezvous listening/);
-  t.after(() => stopChild(rendezvous.child));
-  const agent = await startCli(['agent', '--config', join(dir, 'agent.toml')], /agent listening/);
-  t.after(() => stopChild(agent.child));
+  const pair = await startLoopbackPair({
+    prefix: 'hp-daemon-rereg-',
+    agent: { rendezvousLines: 'reregister = "*/2 * * * * *"\nreregisterDelay = "0s"\n' },
+  });
+  t.after(() => pair.stop());
+  const { agent } = pair;
 
   // every registration the status file records, until the first one and two more by the job
   const registrations = new Map<string, AgentStatus>();
   for (const started = Date.now(); registrations.size < 3 && Date.now() - started < 12_000; await new Promise((resolve) => setTimeout(resolve, 100))) {
-    const status = await readStatusFile(join(dir, 'agent', 'status.json'));
+    const status = await readStatusFile(join(pair.agentState, 'status.json'));
     if (status?.registeredAt && status.publicAddress) registrations.set(status.registeredAt, status);
   }
   assert.ok(registrations.size >= 3, `registered ${registrations.size} times:\n${agent.output()}`);

@@ -1,12 +1,9 @@
 import { test } from 'node:test';
-import { freePort } from './helpers/ports.js';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, startCli, stopChild } from './helpers/cli.js';
-
-const SECRET = 'loopback-secret-0123456789';
+import { runCli, stopChild } from './helpers/cli.js';
+import { startLoopbackPair } from './helpers/loopback-pair.js';
 
 interface Status { registeredAt?: string; localPort: number }
 
@@ -21,49 +18,23 @@ async function registeredStatus(file: string): Promise<Status> {
 }
 
 test('homeport reregister makes the running agent register again from its punched port', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'hp-rereg-'));
-  const [control, http] = [await freePort(), await freePort()];
-  await writeFile(join(dir, 'rendezvous.toml'), `
-[rendezvous]
-control = "127.0.0.1:${control}"
-http = "127.0.0.1:${http}"
-stateDir = "./rv"
-heartbeat = "1s"
-[[agent]]
-name = "home"
-secret = "${SECRET}"
-`);
-  await writeFile(join(dir, 'agent.toml'), `
-[agent]
-name = "home"
-listen = "127.0.0.1:0"
-stateDir = "./agent"
-[whitelist]
-allow = ["127.0.0.1/32"]
-[[route]]
-target = "http://127.0.0.1:9"
-[rendezvous]
-server = "127.0.0.1:${control}"
-secret = "${SECRET}"
-heartbeat = "1s"
-`);
-  const rendezvous = await startCli(['rendezvous', '--config', join(dir, 'rendezvous.toml')], /rendezvous listening/);
-  t.after(() => stopChild(rendezvous.child));
-  const agent = await startCli(['agent', '--config', join(dir, 'agent.toml')], /agent listening/);
-  t.after(() => stopChild(agent.child));
-  const first = await registeredStatus(join(dir, 'agent', 'status.json'));
+  const pair = await startLoopbackPair({ prefix: 'hp-rereg-' });
+  t.after(() => pair.stop());
+  const { agent } = pair;
+  const statusFile = join(pair.agentState, 'status.json');
+  const first = await registeredStatus(statusFile);
 
-  const result = await runCli(['reregister', '--config', join(dir, 'agent.toml')]);
+  const result = await runCli(['reregister', '--config', pair.agentConfig]);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^re-registered: public address 127\.0\.0\.1:\d+$/m);
-  const after = await registeredStatus(join(dir, 'agent', 'status.json'));
+  const after = await registeredStatus(statusFile);
   assert.ok(Date.parse(after.registeredAt!) > Date.parse(first.registeredAt!), `${first.registeredAt} then ${after.registeredAt}`);
   assert.equal(after.localPort, first.localPort, 'the same punched port P');
   assert.match(agent.output(), /re-registering with the rendezvous/);
   assert.equal(result.stdout.includes(`:${after.localPort}`), true, 'on loopback the observed port is P itself');
 
   await stopChild(agent.child);
-  const stopped = await runCli(['reregister', '--config', join(dir, 'agent.toml')]);
+  const stopped = await runCli(['reregister', '--config', pair.agentConfig]);
   assert.equal(stopped.code, 1);
   assert.match(stopped.stderr, /no running agent found/);
 });
