@@ -179,7 +179,7 @@ test('an empty whitelist says loudly that everyone is denied, once per transitio
 
 test('expired entries stop matching on time and are pruned from the file', async (t) => {
   const f = await fixture(t);
-  const whitelist = await f.open([{ cidr: '10.0.0.0/8' }], { pruneIntervalMs: 20 });
+  const whitelist = await f.open([{ cidr: '10.0.0.0/8' }], { expiryRecheckMs: 20 });
   await whitelist.add({ cidr: '203.0.113.9', ttlMs: 1000 });
   await whitelist.add({ cidr: '203.0.113.10' });
   assert.ok(whitelist.allows('203.0.113.9'));
@@ -193,6 +193,52 @@ test('expired entries stop matching on time and are pruned from the file', async
   const file = JSON.parse(await readFile(f.file, 'utf8'));
   assert.deepEqual(file.entries.map((e: { cidr: string }) => e.cidr), ['203.0.113.10/32']);
   assert.ok(f.logs.some((line) => line.msg === 'whitelist entry expired' && line.cidr === '203.0.113.9/32'));
+});
+
+test('on a real clock, an expiry says change on the dot and drops the entry from entries() and the file', async (t) => {
+  const f = await fixture(t);
+  const whitelist = await f.open([], { now: Date.now });
+  await whitelist.add({ cidr: '203.0.113.20', ttlMs: 60_000 });
+  const added = await whitelist.add({ cidr: '203.0.113.21', ttlMs: 300 }); // earlier: the timer is re-armed
+  assert.ok(added.ok);
+  const expiresMs = added.value.expires!.getTime();
+  await nextChange(whitelist);
+  const lateMs = Date.now() - expiresMs;
+  assert.ok(lateMs >= 0 && lateMs < 200, `'change' ${lateMs} ms after the expiry`);
+  assert.ok(!whitelist.allows('203.0.113.21'));
+  assert.deepEqual(whitelist.entries().map((e) => e.cidr.text), ['203.0.113.20/32']);
+  const file = JSON.parse(await readFile(f.file, 'utf8'));
+  assert.deepEqual(file.entries.map((e: { cidr: string }) => e.cidr), ['203.0.113.20/32']);
+});
+
+test('a config entry expiring says change too, although it stays in the list', async (t) => {
+  const f = await fixture(t);
+  const expires = new Date(Date.now() + 300);
+  const whitelist = await f.open([{ cidr: '10.0.0.0/8' }, { cidr: '192.0.2.0/24', expires }], { now: Date.now });
+  await nextChange(whitelist);
+  const lateMs = Date.now() - expires.getTime();
+  assert.ok(lateMs >= 0 && lateMs < 200, `'change' ${lateMs} ms after the expiry`);
+  assert.ok(!whitelist.allows('192.0.2.1'));
+  assert.deepEqual(await readdir(f.dir), [], 'config entries are not written to the file');
+});
+
+test('an expiry weeks away does not overflow the timer; close() stops the timer', async (t) => {
+  const f = await fixture(t);
+  const warnings: string[] = [];
+  const onWarning = (warning: Error): number => warnings.push(warning.name);
+  process.on('warning', onWarning);
+  t.after(() => void process.off('warning', onWarning));
+  const whitelist = await f.open([], { now: Date.now, expiryRecheckMs: Infinity });
+  let changes = 0;
+  whitelist.on('change', () => changes++);
+  await whitelist.add({ cidr: '198.51.100.1', ttlMs: 30 * 24 * 3_600_000 });
+  await whitelist.add({ cidr: '198.51.100.2', ttlMs: 100 });
+  whitelist.close();
+  const before = changes;
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  assert.deepEqual(warnings, [], 'setTimeout overflows past 2^31 - 1 ms');
+  assert.equal(changes, before, 'a closed whitelist neither expires nor writes');
+  assert.deepEqual(JSON.parse(await readFile(f.file, 'utf8')).entries.map((e: { cidr: string }) => e.cidr), ['198.51.100.1/32', '198.51.100.2/32']);
 });
 
 test('reload picks up external edits, and a change made meanwhile is not overwritten by add', async (t) => {

@@ -28,8 +28,12 @@ export interface WhitelistOptions {
   watch?: boolean;
   /** Quiet time after the last file event before reloading (default 100 ms): an editor writes in bursts. */
   reloadDebounceMs?: number;
-  /** How often expired runtime entries are dropped from the file (default 1 min). */
-  pruneIntervalMs?: number;
+  /**
+   * The longest the expiry timer sleeps (default 1 min). On a steady clock an entry expires on the dot; this
+   * bounds the delay after a wall-clock jump (an NTP sync after boot on a box without a real-time clock) and
+   * how long an entry that was already expired when read stays in the file.
+   */
+  expiryRecheckMs?: number;
   /** Clock, for tests. */
   now?: () => number;
 }
@@ -43,12 +47,14 @@ export interface AddRequest {
 }
 
 const FILE_VERSION = 1;
+/** setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days). */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 const ENTRY_KEYS = new Set(['cidr', 'note', 'expires', 'added']);
 
 /**
  * The whitelist: config entries plus runtime entries persisted in whitelist.json. Fails closed: a file that
  * cannot be read or parsed refuses to open, and a bad file during a live reload keeps the previous list.
- * Emits 'change' whenever the effective entries change.
+ * Emits 'change' whenever the effective entries change, including the moment an entry expires.
  */
 export class Whitelist extends EventEmitter<{ change: [] }> {
   private runtime: WhitelistEntry[] = [];
@@ -58,7 +64,10 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
   private queue: Promise<unknown> = Promise.resolve();
   private watcher: FSWatcher | undefined;
   private reloadTimer: NodeJS.Timeout | undefined;
-  private readonly pruneTimer: NodeJS.Timeout;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** The expiry the timer is armed for; undefined when it only wakes to prune already expired entries. */
+  private nextExpiryMs: number | undefined;
+  private closed = false;
   private warnedEmpty = false;
   private readonly now: () => number;
 
@@ -69,7 +78,6 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     super();
     this.now = options.now ?? Date.now;
     this.set = new CidrSet(config);
-    this.pruneTimer = setInterval(() => void this.prune(), options.pruneIntervalMs ?? 60_000).unref();
   }
 
   static async open(options: WhitelistOptions): Promise<Whitelist> {
@@ -160,7 +168,8 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.watcher?.close();
     this.watcher = undefined;
     clearTimeout(this.reloadTimer);
-    clearInterval(this.pruneTimer);
+    clearTimeout(this.expiryTimer);
+    this.closed = true;
   }
 
   private runtimeEntry(request: AddRequest): Result<WhitelistEntry> {
@@ -203,6 +212,7 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.runtime = loaded.entries;
     this.fileText = loaded.text;
     this.set = new CidrSet([...this.config, ...this.runtime]);
+    this.armExpiryTimer();
   }
 
   private changed(): void {
@@ -213,7 +223,7 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
   /** Says loudly, once per transition, that nobody can connect. */
   private warnIfEmpty(): void {
     const nowMs = this.now();
-    const live = this.entries().some((entry) => entry.expires === undefined || entry.expires.getTime() > nowMs);
+    const live = this.entries().some((entry) => isLive(entry, nowMs));
     if (!live && !this.warnedEmpty) {
       this.options.logger.warn(
         { file: this.options.file },
@@ -223,23 +233,54 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.warnedEmpty = !live;
   }
 
-  /** Drops expired runtime entries from the file; lookups already ignore them, this keeps the file tidy. */
-  private prune(): Promise<void> {
+  /**
+   * Arms the one expiry timer for the earliest upcoming expiry, so 'change' fires (and the agent cuts the
+   * open connections of an address no longer allowed) the moment an entry expires, not up to a minute later.
+   * Re-armed whenever the entries change; no timer while nothing expires.
+   */
+  private armExpiryTimer(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    if (this.closed) return;
+    const nowMs = this.now();
+    let next = Infinity;
+    for (const entry of this.entries()) {
+      const expiresMs = entry.expires?.getTime() ?? Infinity;
+      if (expiresMs > nowMs && expiresMs < next) next = expiresMs;
+    }
+    this.nextExpiryMs = Number.isFinite(next) ? next : undefined;
+    const stale = this.runtime.some((entry) => !isLive(entry, nowMs));
+    if (this.nextExpiryMs === undefined && !stale) return;
+    const recheckMs = Math.min(this.options.expiryRecheckMs ?? 60_000, MAX_TIMER_DELAY_MS);
+    const delayMs = Math.min((this.nextExpiryMs ?? Infinity) - nowMs, recheckMs);
+    this.expiryTimer = setTimeout(() => void this.expire(), delayMs).unref();
+  }
+
+  /**
+   * The expiry timer's work: drops expired runtime entries from the file (lookups already ignore them) and
+   * says 'change' when an entry has expired. A timer that wakes early, or only to recheck, just re-arms.
+   */
+  private expire(): Promise<void> {
     return this.serialized(async () => {
+      if (this.closed) return;
       const nowMs = this.now();
-      const isLive = (entry: WhitelistEntry): boolean => entry.expires === undefined || entry.expires.getTime() > nowMs;
-      if (this.runtime.every(isLive)) {
-        this.warnIfEmpty(); // a config entry may have expired
-        return;
-      }
-      const current = await this.readForUpdate();
-      if (!current.ok) return; // a live reload has already reported the broken file
-      for (const entry of current.value.filter((candidate) => !isLive(candidate))) {
-        this.options.logger.info({ cidr: entry.cidr.text, note: entry.note, expires: entry.expires }, 'whitelist entry expired');
-      }
-      const written = await this.write(current.value.filter(isLive));
-      if (!written.ok) this.options.logger.error({ problem: written.error }, 'could not prune expired whitelist entries');
+      const due = this.nextExpiryMs !== undefined && this.nextExpiryMs <= nowMs;
+      const pruned = this.runtime.some((entry) => !isLive(entry, nowMs)) && (await this.prune(nowMs));
+      if (due && !pruned) this.changed(); // a config entry expired, or the file could not be pruned
+      this.armExpiryTimer();
     });
+  }
+
+  /** Rewrites the file without its expired entries; the write says 'change'. False when nothing was written. */
+  private async prune(nowMs: number): Promise<boolean> {
+    const current = await this.readForUpdate();
+    if (!current.ok) return false; // a live reload has already reported the broken file
+    for (const entry of current.value.filter((candidate) => !isLive(candidate, nowMs))) {
+      this.options.logger.info({ cidr: entry.cidr.text, note: entry.note, expires: entry.expires }, 'whitelist entry expired');
+    }
+    const written = await this.write(current.value.filter((entry) => isLive(entry, nowMs)));
+    if (!written.ok) this.options.logger.error({ problem: written.error }, 'could not prune expired whitelist entries');
+    return written.ok;
   }
 
   /** Watches the directory, not the file: an atomic rename replaces the file and would end a file watch. */
@@ -267,6 +308,10 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.queue = run.catch(() => undefined);
     return run;
   }
+}
+
+function isLive(entry: WhitelistEntry, nowMs: number): boolean {
+  return entry.expires === undefined || entry.expires.getTime() > nowMs;
 }
 
 function configEntry(spec: WhitelistEntrySpec, index: number): WhitelistEntry {
