@@ -113,7 +113,7 @@ control = "7000"
 http = "0.0.0.0:70000"
 heartbeat = "5 seconds"
 probeInterval = "0"
-redirectAllow = ["10.0.0.300/8", "010.0.0.1", "2001:db8::/129"]
+redirectAllow = ["10.0.0.300/8", "010.0.0.1", "2001:db8::/129", "127.1"]
 colour = "blue"
 [tls]
 mode = "acme"
@@ -138,9 +138,10 @@ level = "loud"
     /rendezvous\.http .*port 70000 is outside/,
     /rendezvous\.heartbeat "5 seconds" is not a duration/,
     /rendezvous\.probeInterval must be longer than 0/,
-    /rendezvous\.redirectAllow\[0\] "10\.0\.0\.300\/8" is not an IP or CIDR/,
-    /rendezvous\.redirectAllow\[1\] "010\.0\.0\.1" is not an IP or CIDR/,
-    /rendezvous\.redirectAllow\[2\] "2001:db8::\/129" has prefix \/129/,
+    /rendezvous\.redirectAllow\[0\] "10\.0\.0\.300\/8" is not an IP or CIDR: octet 300 is over 255; write e\.g\. "192\.168\.1\.0\/24"/,
+    /rendezvous\.redirectAllow\[1\] "010\.0\.0\.1" is not an IP or CIDR: octet "010" has a leading zero, .*; write octets without leading zeros$/,
+    /rendezvous\.redirectAllow\[2\] "2001:db8::\/129" has prefix \/129, but an IPv6 prefix is \/0 to \/128$/,
+    /rendezvous\.redirectAllow\[3\] "127\.1" is not an IP or CIDR: 2 parts where IPv4 has 4; write all four octets/,
     /tls\.mode "acme" is not one of "selfsigned", "files"/,
     /agent\[0\]\.name "Home" must be lower-case letters/,
     /agent\[0\]\.secret is too short \(5 characters\); use at least 16/,
@@ -154,7 +155,7 @@ level = "loud"
     assert.ok(problems.some((problem) => pattern.test(problem)), `no problem matches ${pattern}:\n${problems.join('\n')}`);
   }
   assert.equal(problems.length, expected.length, problems.join('\n'));
-  assert.ok(problems.every((problem) => problem.startsWith(`${FILE}: `)));
+  assert.ok(problems.every((problem) => problem.startsWith(`${FILE}: `) && !problem.includes('\n')));
   assert.ok(!problems.some((problem) => problem.includes('"short"')), 'a secret, even a bad one, is never echoed');
 });
 

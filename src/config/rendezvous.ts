@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
+import { parseCidr } from '../common/cidr.js';
 import { formatDuration } from '../common/duration.js';
 import { AGENT_NAME_PATTERN, MAX_ADMIN_TTL_MS, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
-import { parseCidrText } from '../rendezvous/addresses.js';
 import { parseHostPort } from './address.js';
 import { DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_MAX_TTL_MS, type ListenAddress } from './agent-types.js';
 import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
@@ -46,8 +46,8 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     table.problems.add(table.key('http'), `uses the same address as ${table.key('control')}; give them different ports`);
   }
   const redirectAllow = table.stringArray('redirectAllow', []).flatMap((cidr, index) => {
-    const parsed = parseCidrText(cidr);
-    if (parsed.ok) return [parsed.value];
+    const parsed = parseCidr(cidr);
+    if (parsed.ok) return [parsed.value.text];
     table.problems.add(`${table.key('redirectAllow')}[${index}]`, `"${cidr}" ${parsed.error}`);
     return [];
   });
