@@ -1,11 +1,10 @@
-import { lookup } from 'node:dns/promises';
 import { mkdir } from 'node:fs/promises';
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { AdminApi } from '../admin/api.js';
 import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
-import type { AgentConfig, AgentRendezvousConfig, WhitelistEntrySpec } from '../config/agent-types.js';
+import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
 import { formatHostPort } from '../config/address.js';
 import { ConfigError } from '../config/problems.js';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
@@ -44,7 +43,7 @@ export interface RunningAgent {
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(config.agent.stateDir, { recursive: true, mode: 0o700 });
   const whitelist = await Whitelist.open({
-    configEntries: [...config.whitelist.allow, ...(await rendezvousEntries(config.rendezvous))],
+    configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
   }).catch(refuseToStart);
@@ -60,7 +59,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     })
     : undefined;
   const forwarder = createForwarder({ timeouts: config.timeouts, logger });
-  const gate = createGate(whitelist, logger);
+  let link: RendezvousLink | undefined;
+  // the rendezvous connects back from the address the agent reached it at, to check reachability
+  const admits = (address: string, nowMs?: number): boolean => whitelist.allows(address, nowMs) || address === link?.rendezvousAddress();
+  const gate = createGate({ allows: admits }, logger);
   const pipeline = new Pipeline({
     gate,
     secureContext: createSecureContext(certificates.current()),
@@ -70,7 +72,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   });
   certificates.on('change', () => pipeline.setSecureContext(createSecureContext(certificates.current())));
   whitelist.on('change', () => {
-    const dropped = pipeline.dropRevoked((address) => whitelist.allows(address));
+    const dropped = pipeline.dropRevoked((address) => admits(address));
     if (dropped > 0) logger.info({ dropped }, 'closed connections from addresses no longer whitelisted');
   });
   const releaseAll = (): void => {
@@ -81,7 +83,6 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   };
 
   const onConnection = (socket: Socket): void => pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
-  let link: RendezvousLink | undefined;
   let holder: PortHolder;
   let adminListener: AdminListener | undefined;
   let statusFile: StatusFile | undefined;
@@ -147,17 +148,6 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       releaseAll();
     },
   };
-}
-
-/**
- * The rendezvous connects back to check reachability, so its address always passes the gate. A name is
- * resolved at start; its addresses are admitted as config entries (not persisted).
- */
-async function rendezvousEntries(rendezvous: AgentRendezvousConfig | undefined): Promise<WhitelistEntrySpec[]> {
-  if (!rendezvous) return [];
-  const { host } = rendezvous.server;
-  const addresses = isIP(host) !== 0 ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((entry) => entry.address);
-  return addresses.map((address) => ({ cidr: address, note: 'rendezvous (reachability checks)' }));
 }
 
 /** A state or key file the agent cannot trust is a configuration error: exit code 2, no restart loop. */

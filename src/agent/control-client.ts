@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { backoffDelay } from '../common/backoff.js';
+import { normalizeClientAddress } from '../common/cidr.js';
 import { err, type Result } from '../common/result.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
@@ -44,6 +45,7 @@ export class ControlClient extends EventEmitter<ControlEvents> {
   private failures = 0;
   private retry: NodeJS.Timeout | undefined;
   private closed = false;
+  private serverAddress: string | undefined;
 
   constructor(private readonly options: ControlClientOptions) {
     super();
@@ -51,6 +53,14 @@ export class ControlClient extends EventEmitter<ControlEvents> {
 
   get connected(): boolean {
     return this.session?.ready === true;
+  }
+
+  /**
+   * The rendezvous's address as the last control connection reached it (DNS names resolved afresh at each
+   * connect). Its reachability checks come from this address, so the agent's gate admits it.
+   */
+  get rendezvousAddress(): string | undefined {
+    return this.serverAddress;
   }
 
   /**
@@ -94,6 +104,7 @@ export class ControlClient extends EventEmitter<ControlEvents> {
       opened.value.resetAndDestroy();
       return;
     }
+    this.serverAddress = normalizeClientAddress(opened.value.remoteAddress ?? '');
     this.session = new Session(opened.value, this.options, this);
   }
 

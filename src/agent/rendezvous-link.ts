@@ -19,6 +19,8 @@ export interface RendezvousLink extends PortHolder {
   /** Status fields this link knows. */
   status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges'>;
   reregister(reason: string): void;
+  /** The rendezvous's address as the current control connection reached it: its reachability checks come from there. */
+  rendezvousAddress(): string | undefined;
 }
 
 export interface RendezvousLinkOptions {
@@ -108,6 +110,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, a
       addressChanges: tracker.changes,
     }),
     reregister: (reason) => control.reregister(reason),
+    rendezvousAddress: () => control.rendezvousAddress,
     async close() {
       schedule.stop();
       stopWatch();
