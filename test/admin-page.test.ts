@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page, type Response } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page, type Request, type Response } from 'playwright-core';
 import { runCli, stopChild } from './helpers/cli.js';
 import { startLoopbackPair, type LoopbackPair } from './helpers/loopback-pair.js';
 import { missingTool } from './helpers/tools.js';
@@ -18,7 +18,9 @@ const PHONE = { width: 390, height: 844 };
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 const CSP_LISTENER = "document.addEventListener('securitypolicyviolation', (event) => reportCspViolation(event.violatedDirective + ' blocked ' + event.blockedURI));";
-const STORED_ITEMS = 'localStorage.length';
+const STORED_ITEMS = '({ local: localStorage.length, session: sessionStorage.length })';
+const NOTHING_STORED = { local: 0, session: 0 };
+const WRONG_KEY = `0123456789ab:${'x'.repeat(43)}`;
 
 const skip = missingTool('chromium');
 let pair: LoopbackPair;
@@ -55,6 +57,30 @@ async function withPhone(use: (phone: Phone) => Promise<void>): Promise<void> {
   } finally {
     await context.close();
   }
+}
+
+/** How many items the page's origin keeps in localStorage and in sessionStorage. */
+function storedItems(page: Page): Promise<{ local: number; session: number }> {
+  return page.evaluate(STORED_ITEMS);
+}
+
+/**
+ * Reloads the page and asserts it asks for the key: the sign-in form shows, and no signed call is made
+ * (waiting for the network to go quiet gives a kept key time to sign in by itself).
+ */
+async function assertReloadAsksForKey(page: Page): Promise<void> {
+  const signedCalls: string[] = [];
+  const onRequest = (request: Request): void => { if (request.headers().authorization) signedCalls.push(request.url()); };
+  page.on('request', onRequest);
+  try {
+    await page.reload({ waitUntil: 'networkidle' });
+  } finally {
+    page.off('request', onRequest);
+  }
+  assert.deepEqual(signedCalls, [], 'no signed call after a reload');
+  assert.equal(await page.getByLabel('Admin key').isVisible(), true, 'the reloaded page asks for the key');
+  assert.equal(await page.getByLabel('Admin key').inputValue(), '');
+  assert.equal(await page.getByRole('button', { name: 'Sign out' }).isVisible(), false);
 }
 
 async function signIn(page: Page, keyText: string, remember = false): Promise<void> {
@@ -106,23 +132,31 @@ describe('the phone page', { skip }, () => {
     assert.match(await page.getByRole('status').textContent() ?? '', /^Removed 127\.0\.0\.1\/32\.$/);
     await entries.getByText('192.168.1.0/24').waitFor();
     assert.equal(await page.getByRole('button', { name: /^Remove 192\.168\.1\.0/ }).count(), 0, 'config entries have no Remove button');
-    assert.equal(await page.evaluate(STORED_ITEMS), 0, 'the key is not kept without "remember"');
+    assert.deepEqual(await storedItems(page), NOTHING_STORED, 'the key is not kept without "remember"');
+    await assertReloadAsksForKey(page);
     assert.deepEqual(trouble.problems, []);
   }));
 
-  test('"remember on this device" signs a new tab in by itself; sign out forgets the key', () => withPhone(async ({ context, page }) => {
+  test('"remember on this device" keeps no refused key, signs a new tab in with an accepted one; sign out forgets it', () => withPhone(async ({ context, page }) => {
+    await signIn(page, WRONG_KEY, true);
+    await page.getByText(/The key was refused/).waitFor();
+    assert.deepEqual(await storedItems(page), NOTHING_STORED, 'a refused key is not kept');
+    await assertReloadAsksForKey(page);
+
     await signIn(page, key, true);
     await page.getByText('192.168.1.0/24').waitFor();
+    assert.deepEqual(await storedItems(page), { local: 1, session: 0 }, 'an accepted key is kept across visits');
     const second = await context.newPage();
     await second.goto(pageUrl);
     await second.getByText('192.168.1.0/24').waitFor();
+    assert.equal(await second.getByLabel('Remember on this device').isChecked(), true);
     await second.getByRole('button', { name: 'Sign out' }).click();
-    assert.equal(await second.evaluate(STORED_ITEMS), 0);
+    assert.deepEqual(await storedItems(second), NOTHING_STORED);
     assert.equal(await second.getByLabel('Admin key').isVisible(), true);
   }));
 
   test('a wrong key and a slow clock get clear error text', () => withPhone(async ({ page }) => {
-    await signIn(page, `0123456789ab:${'x'.repeat(43)}`);
+    await signIn(page, WRONG_KEY);
     await page.getByText(/The key was refused \(unknown key 0123456789ab/).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
 

@@ -6,6 +6,9 @@ import { createHash } from 'node:crypto';
  * admin key once, signs each request with WebCrypto exactly as src/admin/signature.ts does, and offers
  * "Allow this device", the home's address and reachability, and the whitelist with a remove button.
  *
+ * The key lives in page memory (a reload asks again) unless "Remember on this device" is ticked; then it
+ * goes to localStorage, and only once the server has accepted it, so a mistyped key is never kept.
+ *
  * The page needs no 'unsafe-inline': the style and the script are fixed texts, allowed by their hashes in
  * ADMIN_PAGE_CSP; the markup has no inline handlers or style attributes.
  */
@@ -50,7 +53,8 @@ const STORAGE_NAME = 'homeport-admin';
 const KEY_PATTERN = /^([0-9a-f]{12}):([A-Za-z0-9_-]{43})$/;
 const AGENT_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const utf8 = new TextEncoder();
-let session = null; // { agent, keyId, hmac: CryptoKey }
+// { agent, keyId, hmac: CryptoKey, toRemember: the JSON to put in localStorage on the first 2xx, or null }
+let session = null;
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (byte) => byte.toString(16).padStart(2, '0')).join('');
 const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
@@ -94,8 +98,16 @@ async function api(method, route, body) {
     throw new Error('Cannot reach the rendezvous: check this device\\'s connection and try again.');
   }
   const answer = await response.json().catch(() => ({}));
-  if (response.ok) return answer;
-  throw new Error(explain(response, answer));
+  if (!response.ok) throw new Error(explain(response, answer));
+  rememberAcceptedKey();
+  return answer;
+}
+
+/** A 2xx means the server accepted the key: only now is it worth keeping, and only if asked. */
+function rememberAcceptedKey() {
+  if (!session?.toRemember) return;
+  localStorage.setItem(STORAGE_NAME, session.toRemember);
+  session.toRemember = null;
 }
 
 function explain(response, answer) {
@@ -181,21 +193,20 @@ async function act(button, action) {
   }
 }
 
-async function signIn(agent, keyText) {
+async function signIn(agent, keyText, remember) {
   const match = KEY_PATTERN.exec(keyText);
   if (!AGENT_PATTERN.test(agent)) throw new Error('The agent name is lower-case letters, digits and dashes, e.g. home.');
   if (!match) throw new Error('The key is "<id>:<secret>" as homeport keygen printed it: 12 hex digits, a colon, 43 characters.');
   const hmac = await crypto.subtle.importKey('raw', utf8.encode(match[2]), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  session = { agent, keyId: match[1], hmac };
+  session = { agent, keyId: match[1], hmac, toRemember: remember ? JSON.stringify({ agent, key: keyText }) : null };
   $('login').hidden = true;
   $('panel').hidden = false;
   $('who').textContent = agent + ' · key ' + match[1];
 }
 
-async function start(agent, keyText, storage) {
+async function start(agent, keyText, remember) {
   try {
-    await signIn(agent, keyText);
-    storage?.setItem(STORAGE_NAME, JSON.stringify({ agent, key: keyText }));
+    await signIn(agent, keyText, remember);
     show('Loading…');
     await refresh();
     show('');
@@ -206,7 +217,6 @@ async function start(agent, keyText, storage) {
 
 function signOut() {
   localStorage.removeItem(STORAGE_NAME);
-  sessionStorage.removeItem(STORAGE_NAME);
   session = null;
   $('key').value = '';
   $('panel').hidden = true;
@@ -216,10 +226,9 @@ function signOut() {
 
 $('login').addEventListener('submit', (event) => {
   event.preventDefault();
-  const remember = $('remember').checked;
-  // Kept across visits only when asked; otherwise only until this tab closes.
-  (remember ? sessionStorage : localStorage).removeItem(STORAGE_NAME);
-  start($('agent').value.trim(), $('key').value.trim(), remember ? localStorage : sessionStorage);
+  // A new key replaces any kept one; it is kept itself only when ticked and accepted.
+  localStorage.removeItem(STORAGE_NAME);
+  start($('agent').value.trim(), $('key').value.trim(), $('remember').checked);
 });
 
 $('allow').addEventListener('click', () => act($('allow'), async () => {
@@ -230,12 +239,12 @@ $('allow').addEventListener('click', () => act($('allow'), async () => {
 $('refresh').addEventListener('click', () => act($('refresh'), async () => show('')));
 $('signout').addEventListener('click', signOut);
 
-const saved = JSON.parse(localStorage.getItem(STORAGE_NAME) || sessionStorage.getItem(STORAGE_NAME) || 'null');
+const saved = JSON.parse(localStorage.getItem(STORAGE_NAME) || 'null');
 const fromUrl = new URLSearchParams(location.search).get('agent');
 $('agent').value = fromUrl || (saved && saved.agent) || '';
 if (saved && (!fromUrl || fromUrl === saved.agent)) {
-  $('remember').checked = localStorage.getItem(STORAGE_NAME) !== null;
-  start(saved.agent, saved.key);
+  $('remember').checked = true;
+  start(saved.agent, saved.key, false); // already kept
 }
 `;
 
