@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdminApi, FAILURE_BURST, MAX_BODY_BYTES } from '../src/admin/api.js';
+import { AdminApi, FAILURE_BURST, MAX_BODY_BYTES, failureBucket } from '../src/admin/api.js';
 import type { Actor, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiWhitelistEntry, Outcome } from '../src/admin/api-types.js';
 import { KeyStore, keyStorePath, type StoredKey } from '../src/admin/key-store.js';
 import type { Scope } from '../src/admin/scopes.js';
@@ -225,10 +225,80 @@ test('1,000 bad attempts from one address end in 429 while another address still
   assert.match(last!.json.error as string, /too many failed requests from 203\.0\.113\.66/);
 
   assert.equal((await f.send('GET', 'status', '', { clientIp: PHONE })).status, 200, 'another address is unaffected');
-  assert.equal((await f.send('GET', 'status', '', { clientIp: attacker })).status, 429, 'even a valid key waits out the penalty');
+  assert.equal((await f.send('GET', 'status', '', { key: wrongSecret, clientIp: attacker })).status, 429, 'still out of budget');
   f.clock.now += 6_000;
-  assert.equal((await f.send('GET', 'status', '', { clientIp: attacker })).status, 200, 'after Retry-After one attempt is allowed again');
+  assert.equal((await f.send('GET', 'status', '', { key: wrongSecret, clientIp: attacker })).status, 401, 'after Retry-After one attempt is allowed again');
+  assert.equal((await f.send('GET', 'status', '', { key: wrongSecret, clientIp: attacker })).status, 429, '... and only one');
   assert.equal(f.logs.filter((line) => /rate-limited/.test(line.msg as string)).length, 1, 'one log line, not a thousand');
+});
+
+test('junk sent from the owner\'s address does not lock out the owner\'s signed requests', async (t) => {
+  const f = await fixture(t);
+  const used = f.signed('GET', 'status');
+  assert.equal((await f.api.handle(used)).status, 200);
+  const junk: AdminHttpRequest[] = [
+    { ...f.signed('GET', 'status'), authorization: undefined },
+    { ...f.signed('GET', 'status'), authorization: 'HOMEPORT-HMAC key=nonsense' },
+    f.signed('GET', 'status', '', { key: { id: 'abcdefabcdef', secret: f.admin.secret } }),
+    f.signed('GET', 'status', '', { key: { id: f.admin.id, secret: 'E'.repeat(43) } }),
+    f.signed('GET', 'status', '', { signedAt: T0 - 3_600_000 }),
+    used, // a replay
+    f.signed('POST', 'whitelist', '{"cidr":"192.0.2.1"}', { overrides: { body: Buffer.from('{"cidr":"0.0.0.0/8"}') } }),
+  ];
+  const answers: Response[] = [];
+  for (let i = 0; i < 30; i++) answers.push(await handle(f.api, junk[i % junk.length]!));
+  assert.ok(answers.slice(0, FAILURE_BURST).every((answer) => answer.status === 401), 'refused while budget is left');
+  const limited = answers.slice(FAILURE_BURST);
+  assert.ok(limited.every((answer) => answer.status === 429), limited.map((answer) => answer.status).join());
+  assert.equal(new Set(limited.map((answer) => answer.body)).size, 1, 'the same answer whichever check failed');
+  assert.ok(limited.every((answer) => answer.headers['retry-after'] === '6' && answer.headers['www-authenticate'] === undefined));
+
+  const status = await f.send('GET', 'status');
+  assert.equal(status.status, 200, status.body);
+  const added = await f.send('POST', 'allow-me');
+  assert.equal(added.status, 201, added.body);
+  assert.equal((added.json.entry as ApiWhitelistEntry).cidr, `${PHONE}/32`);
+  assert.equal((await f.send('GET', 'status', '', { key: f.reader })).status, 200, 'another key of the owner too');
+  const forbidden = await f.send('POST', 'allow-me', '', { key: f.reader });
+  assert.equal(forbidden.status, 403, 'a signed request is told what is wrong with it');
+  assert.equal((await handle(f.api, junk[3]!)).status, 429, 'junk still gets 429');
+});
+
+test('IPv6 clients share a failure budget per /64; IPv4 addresses each have their own', async (t) => {
+  const f = await fixture(t);
+  assert.equal(failureBucket('2001:db8:1:2:a:b:c:d'), '2001:db8:1:2::/64');
+  assert.equal(failureBucket('203.0.113.7'), '203.0.113.7');
+  const wrongSecret = { id: f.admin.id, secret: 'F'.repeat(43) };
+  const junk = (clientIp: string): Promise<Response> => f.send('GET', 'status', '', { key: wrongSecret, clientIp });
+  for (let i = 0; i < FAILURE_BURST / 2; i++) {
+    assert.equal((await junk('2001:db8:1:2::a')).status, 401);
+    assert.equal((await junk('2001:db8:1:2::b')).status, 401);
+  }
+  const limited = await junk('2001:db8:1:2:ffff::1');
+  assert.equal(limited.status, 429, 'a third address in the same /64 has no budget left');
+  assert.match(limited.json.error as string, /too many failed requests from 2001:db8:1:2::\/64/);
+  assert.equal((await junk('2001:db8:1:3::a')).status, 401, 'the next /64 is another subscriber');
+  assert.equal((await f.send('GET', 'status', '', { clientIp: '2001:db8:1:2::a' })).status, 200, 'signed requests still pass');
+
+  for (let i = 0; i < FAILURE_BURST; i++) assert.equal((await junk('203.0.113.1')).status, 401);
+  assert.equal((await junk('203.0.113.1')).status, 429);
+  assert.equal((await junk('203.0.113.2')).status, 401, 'the IPv4 neighbour is unaffected');
+});
+
+test('networks broader than /8 (IPv4) or /32 (IPv6) are refused: they belong in the config file', async (t) => {
+  const f = await fixture(t);
+  const refused = ['0.0.0.0/0', '10.0.0.0/7', '128.0.0.0/1', '::/0', '2000::/3', '2001:db8::/31', '::ffff:0.0.0.0/96'];
+  for (const [index, cidr] of refused.entries()) {
+    const answer = await f.send('POST', 'whitelist', JSON.stringify({ cidr }), { clientIp: `100.64.1.${index}` });
+    assert.equal(answer.status, 400, `${cidr}: ${answer.body}`);
+    assert.match(answer.json.error as string, /^cidr \S+ is too broad: the admin API adds IPv[46] networks of \/(8|32) or narrower; put a wider entry in the config file's whitelist\.allow by hand$/, cidr);
+  }
+  assert.equal(f.backend.entries.size, 0);
+  for (const cidr of ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1']) {
+    const answer = await f.send('POST', 'whitelist', JSON.stringify({ cidr }));
+    assert.equal(answer.status, 201, `${cidr}: ${answer.body}`);
+  }
+  assert.deepEqual([...f.backend.entries.keys()], ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1/32']);
 });
 
 test('only failures spend the budget: many good requests in a row all succeed', async (t) => {

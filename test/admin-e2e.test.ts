@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:http';
 import { Agent, request } from 'node:https';
@@ -13,6 +13,7 @@ import type { ApiWhitelistEntry } from '../src/admin/api-types.js';
 import { KeyStore, keyStorePath } from '../src/admin/key-store.js';
 import { authorizationHeader, type AdminKey } from '../src/admin/signature.js';
 import { ok } from '../src/common/result.js';
+import { createLocalAdminBackend, executeAdminOrder } from '../src/agent/admin-backend.js';
 import { startAgent, type RunningAgent } from '../src/agent/agent.js';
 import { loadAgentConfig } from '../src/config/agent.js';
 import { loadRendezvousConfig } from '../src/config/rendezvous.js';
@@ -69,6 +70,8 @@ before(async () => {
     prefix: 'hp-admin-e2e-',
     agent: { allow: '[]', target: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` },
   });
+  // a rendezvous laxer than the agent, which has no [admin] section and so the default maxTtl of 7 days
+  await appendFile(configs.rendezvousConfig, '[admin]\nmaxTtl = "30d"\n');
   await startRendezvousHere();
   await startAgentHere();
   rendezvousCa = await readFile(join(configs.rendezvousState, 'certs', 'ca.pem'), 'utf8');
@@ -203,14 +206,37 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
       assert.equal(refused + limited, 1000);
       assert.ok(refused >= FAILURE_BURST && refused <= FAILURE_BURST + 5, `${refused} answered 401 before the limit`);
       assert.match(retryAfter ?? '', /^\d+$/);
-      const blocked = await api('GET', 'whitelist', { localAddress: '127.0.0.3' });
-      assert.equal(blocked.status, 429, 'even a good key is turned away from that address for now');
+      const blocked = await api('GET', 'whitelist', { key: forged, localAddress: '127.0.0.3' });
+      assert.equal(blocked.status, 429, 'a bad key is turned away from that address for now');
+      const owner = await api('GET', 'whitelist', { localAddress: '127.0.0.3' });
+      assert.equal(owner.status, 200, 'a correctly signed request from that address still gets through');
     } finally {
       pool.destroy();
     }
     const other = await api('GET', 'whitelist', { localAddress: '127.0.0.4' });
     assert.equal(other.status, 200);
     assert.ok(cidrs(other).includes('127.0.0.2/32'));
+  });
+
+  test('the agent applies its own limits to forwarded orders: its maxTtl, and no network broader than the API allows', async () => {
+    const tooLong = await api('POST', 'whitelist', { body: { cidr: '127.0.0.7', ttl: '10d' } });
+    assert.deepEqual([tooLong.status, tooLong.json], [400, { error: 'ttl 10d is longer than agent home\'s maximum of 7d (its [admin] maxTtl)' }]);
+    const within = await api('POST', 'whitelist', { body: { cidr: '127.0.0.7', ttl: '7d' } });
+    assert.equal(within.status, 201, JSON.stringify(within.json));
+    const removed = await api('DELETE', 'whitelist/127.0.0.7%2F32');
+    assert.equal(removed.status, 200);
+    const everyone = await api('POST', 'whitelist', { body: { cidr: '0.0.0.0/0' } });
+    assert.equal(everyone.status, 400);
+    assert.match(everyone.json.error, /^cidr 0\.0\.0\.0\/0 is too broad/);
+
+    // an order as a rendezvous without that check (an older one) would send it: the agent refuses it too
+    const backend = createLocalAdminBackend({ whitelist: agent.whitelist, status: () => agent.status() });
+    for (const cidr of ['0.0.0.0/0', '::/0', '10.0.0.0/7']) {
+      const answer = await executeAdminOrder(backend, { id: 1, op: 'add', cidr, ttlMs: 3_600_000, keyId: key.id, client: '127.0.0.1' }, captureLogs().logger);
+      assert.equal(answer.status, 400, `${cidr}: ${answer.body}`);
+      assert.match(JSON.parse(answer.body).error, /is too broad/);
+    }
+    assert.ok(!cidrs(await api('GET', 'whitelist')).some((cidr) => cidr.endsWith('/0') || cidr.endsWith('/7')), 'nothing broad was added');
   });
 
   test('after restarting the agent and the rendezvous the entry is still listed and enforced', async () => {

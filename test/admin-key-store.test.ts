@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore, keyStorePath, parseKeyFile } from '../src/admin/key-store.js';
+import { jsonErrorOffset } from '../src/common/json-position.js';
+import { ConfigError } from '../src/config/problems.js';
 import { parseScopes } from '../src/admin/scopes.js';
 import { captureLogs } from './helpers/logs.js';
 
@@ -59,13 +61,65 @@ test('an unreadable or corrupt file refuses to open, naming the file', async (t)
   const file = keyStorePath(dir);
   for (const text of ['{not json', '{"version":1}', '{"version":2,"keys":[]}', JSON.stringify({ version: 1, keys: [{ ...VALID_KEY, scopes: ['root'] }] })]) {
     await writeFile(file, text, { mode: 0o600 });
-    await assert.rejects(KeyStore.open(file, captureLogs().logger), (error: Error) => error.message.startsWith(`${file}: `), text);
+    await assert.rejects(KeyStore.open(file, captureLogs().logger), (error: Error) => error instanceof ConfigError && error.message.startsWith(`${file}: `), text);
   }
   if (process.getuid?.() !== 0) { // root reads anything
     await writeFile(file, JSON.stringify({ version: 1, keys: [] }));
     await chmod(file, 0o000);
     await assert.rejects(KeyStore.open(file, captureLogs().logger), /cannot be read \(EACCES\)/);
   }
+});
+
+test('a file that is not JSON is refused by position, without quoting it: the text may be a secret', async (t) => {
+  const file = keyStorePath(await scratch(t));
+  const secret = 'aHycSEKz71qv0dT3bXo9mWc4NzLr8kPeUs2fGiJh5Ya';
+  const text = `{\n  "version": 1,\n  "keys": [\n    { "id": "0123456789ab", "secret": ${secret} }\n  ]\n}\n`;
+  await writeFile(file, text, { mode: 0o600 });
+  const error = await KeyStore.open(file, captureLogs().logger).then(() => undefined, (thrown: unknown) => thrown);
+  assert.ok(error instanceof ConfigError, 'a config error: the CLI exits 2, systemd does not restart the daemon');
+  assert.equal(error.message, `${file}: not valid JSON at line 4, column 39; fix it, or delete it and create keys again with "homeport keygen"`);
+  for (let start = 0; start + 4 <= secret.length; start++) assert.ok(!error.message.includes(secret.slice(start, start + 4)), 'no part of the secret');
+});
+
+test('jsonErrorOffset: where JSON.parse gives up, or -1', () => {
+  const cases: [string, number][] = [
+    ['{"a":1}', -1], [' [1, -2.5e3, "x\\u00e9\\n", true, false, null, {}, []] ', -1], ['"only"', -1],
+    ['', 0], ['   ', 3], ['{"a":1', 6], ['{"a":1,}', 7], ['{"a" 1}', 5], ['[1,2] x', 6], ['{"a":01}', 6],
+    ['{"a":tru}', 5], ['[1 2]', 3], ['{a:1}', 1], ["{'a':1}", 1], ['{"a":"b\u0001"}', 5], ['{"a":"\\x"}', 5],
+    ['[1,]', 3], ['{"a":1]', 6], ['\ufeff{}', 0], ['[-]', 1], ['[.5]', 1], ['{"a":NaN}', 5],
+    ['['.repeat(100_000), 100_000],
+  ];
+  for (const [text, offset] of cases) {
+    const label = JSON.stringify(text.slice(0, 20));
+    assert.equal(jsonErrorOffset(text), offset, label);
+    assert.equal(offset === -1, (() => { try { JSON.parse(text); return true; } catch { return false; } })(), `${label}: agrees with JSON.parse`);
+    const positioned = (() => { try { JSON.parse(text); return undefined; } catch (error) { return / at position (\d+)/.exec((error as Error).message)?.[1]; } })();
+    // a bad string or number is named where it starts, V8 names the bad character inside it
+    if (positioned !== undefined && !/["\d-]/.test(text[offset] ?? '')) assert.equal(offset, Number(positioned), `${label}: the position V8 names`);
+  }
+});
+
+const NOBODY = 65_534;
+const asRoot = { skip: process.getuid?.() !== 0 && 'only root can give files away' };
+
+test('run as root, the store keeps the service user\'s ownership of the file and of a folder it creates', asRoot, async (t) => {
+  const dir = await scratch(t);
+  await chown(dir, NOBODY, NOBODY);
+  const file = keyStorePath(join(dir, 'state', 'nested'));
+  const store = await KeyStore.open(file, captureLogs().logger);
+  const key = await store.add({ scopes: ['status:read'] });
+  assert.ok(key.ok, key.ok ? '' : key.error);
+  for (const path of [join(dir, 'state'), join(dir, 'state', 'nested'), file]) {
+    const info = await stat(path);
+    assert.deepEqual([info.uid, info.gid], [NOBODY, NOBODY], path);
+  }
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
+
+  await chown(file, 4242, 4243); // the file's own owner wins over the folder's
+  const revoked = await store.revoke(key.value.id);
+  assert.ok(revoked.ok && revoked.value);
+  const info = await stat(file);
+  assert.deepEqual([info.uid, info.gid], [4242, 4243]);
 });
 
 test('a file broken while running refuses every key until fixed, and no change is written over it', async (t) => {

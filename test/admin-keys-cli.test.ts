@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore } from '../src/admin/key-store.js';
@@ -86,6 +87,46 @@ test('keygen, keys list and keys revoke on a rendezvous config use the rendezvou
   const again = await runCli(['keys', 'revoke', readerKey.value.id, '--config', file]);
   assert.equal(again.code, 2);
   assert.match(again.stderr, new RegExp(`no key ${readerKey.value.id} in .*admin-keys\\.json; "homeport keys list --config .*" shows the ids`));
+});
+
+test('a corrupt key file: keys list, keygen and revoke exit 2 naming the file and where, never quoting it', async (t) => {
+  const { dir, file } = await configFile(t, AGENT_CONFIG);
+  const secret = 'aHycSEKz71qv0dT3bXo9mWc4NzLr8kPeUs2fGiJh5Ya';
+  const storeFile = join(dir, 'state', 'admin-keys.json');
+  await mkdir(join(dir, 'state'));
+  const corrupt = `{"version": 1, "keys": [{"id": "0123456789ab", "secret": ${secret}}]}`;
+  await writeFile(storeFile, corrupt, { mode: 0o600 });
+  for (const args of [['keys', 'list'], ['keygen'], ['keys', 'revoke', '0123456789ab']]) {
+    const run = await runCli([...args, '--config', file]);
+    assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
+    assert.equal(run.stderr, `${storeFile}: not valid JSON at line 1, column 58; fix it, or delete it and create keys again with "homeport keygen"\n`);
+    assert.ok(!run.stdout.includes(secret.slice(0, 4)));
+  }
+  assert.equal(await readFile(storeFile, 'utf8'), corrupt, 'left as it was');
+});
+
+const NOBODY = 65_534;
+
+test('sudo homeport keygen/keys revoke keep the key file the service user\'s, so the daemon can still read it', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const { dir, file } = await configFile(t, AGENT_CONFIG);
+  const state = join(dir, 'state');
+  await mkdir(state, { mode: 0o700 });
+  await chown(dir, NOBODY, NOBODY);
+  await chown(state, NOBODY, NOBODY); // as the service installer leaves it
+  const storeFile = join(state, 'admin-keys.json');
+  const owner = async (): Promise<number[]> => { const info = await stat(storeFile); return [info.uid, info.gid, info.mode & 0o777]; };
+  const readableByNobody = (): boolean => spawnSync('cat', [storeFile], { uid: NOBODY, gid: NOBODY, stdio: 'ignore' }).status === 0;
+
+  const created = await runCli(['keygen', '--config', file]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.deepEqual(await owner(), [NOBODY, NOBODY, 0o600]);
+  assert.ok(readableByNobody(), 'the service user reads its keys');
+  const key = parseAdminKey(created.stdout);
+  assert.ok(key.ok);
+  const revoked = await runCli(['keys', 'revoke', key.value.id, '--config', file]);
+  assert.equal(revoked.code, 0, revoked.stderr);
+  assert.deepEqual(await owner(), [NOBODY, NOBODY, 0o600]);
+  assert.ok(readableByNobody());
 });
 
 test('usage mistakes exit 2 with one line naming the problem', async (t) => {

@@ -1,4 +1,4 @@
-import { normalizeClientAddress, parseCidr } from '../common/cidr.js';
+import { normalizeClientAddress, parseCidr, type Cidr } from '../common/cidr.js';
 import { formatDuration, parseDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
 import { err, ok, type Result } from '../common/result.js';
@@ -15,6 +15,11 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export const FAILURE_BURST = 20;
 /** ... and how fast that allowance comes back: one attempt every 6 s, 600 guesses an hour at most. */
 export const FAILURE_REFILL_PER_SECOND = 1 / 6;
+/**
+ * The broadest networks a client may add: shorter prefixes let in a large part of the internet, and an
+ * entry that wide belongs in the config file, where the owner writes it by hand.
+ */
+export const MIN_PREFIX = { 4: 8, 6: 32 } as const;
 
 export interface AdminApiOptions {
   keys: KeyStore;
@@ -58,6 +63,7 @@ interface Authorized {
 }
 
 type Checked<T> = { ok: true; value: T } | { ok: false; response: AdminHttpResponse };
+type Verdict<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
 
 /** Why a request is refused, and what the answer carries besides { error }. */
 interface Refusal {
@@ -68,15 +74,40 @@ interface Refusal {
   headers?: Record<string, string>;
   /** More fields of the JSON answer, e.g. serverTime. */
   details?: Record<string, string>;
+  /** Not the client's failure (the server is busy): spends none of its budget. */
+  free?: true;
+}
+
+function refused(refusal: Refusal): { ok: false; refusal: Refusal } {
+  return { ok: false, refusal };
+}
+
+/**
+ * Whose failure budget a client spends: an IPv4 address's own, an IPv6 address's /64 (one subscriber
+ * usually holds a whole /64, and a budget per address would give it 2^64 of them).
+ */
+export function failureBucket(clientIp: string): string {
+  const network = parseCidr(`${clientIp}/64`);
+  return network.ok && network.value.family === 6 ? network.value.text : clientIp;
+}
+
+/** Why a client may not add this network (a one-line reason), or undefined: see MIN_PREFIX. */
+export function networkTooBroad(cidr: Cidr): string | undefined {
+  const minimum = MIN_PREFIX[cidr.family];
+  if (cidr.prefix >= minimum) return undefined;
+  return `cidr ${cidr.text} is too broad: the admin API adds IPv${cidr.family} networks of /${minimum} or narrower; `
+    + 'put a wider entry in the config file\'s whitelist.allow by hand';
 }
 
 /**
  * The admin API, once for both places it is served (the agent's LAN listener and the rendezvous). Checks,
- * in this order: the client's failure budget, body size, the Authorization header, the key, the clock,
- * the signature over method, target, timestamp, nonce and body hash (constant time), the nonce (recorded
- * only once the signature is valid, so nobody without a key can fill the cache), the route, the key's
- * scope, the body; only then the backend is called. Refused requests spend the client address's failure
- * budget; a backend's own refusal (an entry not found, the agent offline) does not.
+ * in this order: body size, the Authorization header, the key, the clock, the signature over method,
+ * target, timestamp, nonce and body hash (constant time), the nonce (recorded only once the signature is
+ * valid, so nobody without a key can fill the cache), the route, the key's scope, the body; only then the
+ * backend is called. Refused requests spend the failure budget of the client's address (of its /64 for
+ * IPv6); a backend's own refusal (an entry not found, the agent offline) does not. An address with no
+ * budget left is still authenticated, so that junk sent from the owner's address (by a web page, or a
+ * neighbour behind the same carrier NAT) cannot lock the owner out; whatever fails there gets 429 alone.
  */
 export class AdminApi {
   private readonly failures: TokenBuckets;
@@ -105,47 +136,51 @@ export class AdminApi {
   }
 
   private async check(request: AdminHttpRequest): Promise<Checked<Authorized>> {
-    if (!this.failures.has(request.clientIp)) return { ok: false, response: this.rateLimited(request.clientIp) };
-    if (request.body.length > MAX_BODY_BYTES) return this.refuse(request, { status: 413, error: `the body is over ${MAX_BODY_BYTES} bytes` });
-    const key = await this.authenticate(request);
-    if (!key.ok) return key;
+    const key = request.body.length > MAX_BODY_BYTES
+      ? refused({ status: 413, error: `the body is over ${MAX_BODY_BYTES} bytes` })
+      : await this.authenticate(request);
+    if (!key.ok) {
+      // the budget is looked at only now: a valid signature passes whatever the address spent
+      const bucket = failureBucket(request.clientIp);
+      return { ok: false, response: this.failures.has(bucket) ? this.refuse(request, key.refusal) : this.rateLimited(bucket) };
+    }
     const actor = { keyId: key.value.id, clientIp: request.clientIp };
     const route = resolveRoute(request.method, request.route);
-    if (!route.ok) return this.refuse(request, { ...route.refusal, keyId: actor.keyId });
+    if (!route.ok) return { ok: false, response: this.refuse(request, { ...route.refusal, keyId: actor.keyId }) };
     const { endpoint } = route.value;
     if (!key.value.scopes.includes(endpoint.scope)) {
       const error = `key ${actor.keyId} lacks the scope ${endpoint.scope}; create a key with it: homeport keygen --scopes ${endpoint.scope}`;
-      return this.refuse(request, { status: 403, error, keyId: actor.keyId });
+      return { ok: false, response: this.refuse(request, { status: 403, error, keyId: actor.keyId }) };
     }
     return { ok: true, value: { request, actor, ...route.value } };
   }
 
-  /** The header, the key, the clock, the signature, the nonce: 401 for any of them. */
-  private async authenticate(request: AdminHttpRequest): Promise<Checked<StoredKey>> {
+  /** The header, the key, the clock, the signature, the nonce: 401 for any of them (503: too many nonces). */
+  private async authenticate(request: AdminHttpRequest): Promise<Verdict<StoredKey>> {
     const header = parseAuthorization(request.authorization);
-    if (!header.ok) return this.refuse(request, { status: 401, error: header.error });
+    if (!header.ok) return refused({ status: 401, error: header.error });
     const { keyId, timestamp, nonce, signature } = header.value;
     const key = await this.options.keys.lookup(keyId);
-    if (!key) return this.refuse(request, { status: 401, error: `unknown key ${keyId}: it was not created here or has been revoked`, keyId });
+    if (!key) return refused({ status: 401, error: `unknown key ${keyId}: it was not created here or has been revoked`, keyId });
     const nowMs = this.now();
     const offsetS = timestamp - nowMs / 1000;
     if (Math.abs(offsetS) > MAX_CLOCK_SKEW_S) {
       const how = `${Math.round(Math.abs(offsetS))} s ${offsetS > 0 ? 'ahead of' : 'behind'}`;
       const error = `the request's clock is ${how} the server's (at most ${MAX_CLOCK_SKEW_S} s allowed); set the client's clock`;
-      return this.refuse(request, { status: 401, error, keyId, details: { serverTime: new Date(nowMs).toISOString() } });
+      return refused({ status: 401, error, keyId, details: { serverTime: new Date(nowMs).toISOString() } });
     }
     const signed = { method: request.method, target: request.target, timestamp, nonce, bodySha256: sha256Hex(request.body) };
     if (!signatureMatches(key.secret, signed, signature)) {
-      return this.refuse(request, { status: 401, error: 'the signature does not match: a wrong secret, or the request was changed on the way', keyId });
+      return refused({ status: 401, error: 'the signature does not match: a wrong secret, or the request was changed on the way', keyId });
     }
     const seen = this.nonces.remember(keyId, nonce);
     if (seen.verdict === 'replay') {
-      return this.refuse(request, { status: 401, error: 'this nonce was used before: a replayed request is refused; sign every request afresh', keyId });
+      return refused({ status: 401, error: 'this nonce was used before: a replayed request is refused; sign every request afresh', keyId });
     }
     if (seen.verdict === 'full') {
       this.options.logger.warn({ keyId, client: request.clientIp }, 'admin replay cache full: refusing requests until old nonces expire');
       const retryAfter = String(Math.max(1, Math.ceil(seen.retryAfterMs / 1000)));
-      return { ok: false, response: reply(503, { error: 'too many signed requests in the last minutes; try again later' }, { 'retry-after': retryAfter }) };
+      return refused({ status: 503, error: 'too many signed requests in the last minutes; try again later', keyId, headers: { 'retry-after': retryAfter }, free: true });
     }
     return { ok: true, value: key };
   }
@@ -161,7 +196,9 @@ export class AdminApi {
         if (!body.ok) return this.refuseBody(request, actor, body.error);
         const cidr = parseCidrField(body.value.fields.cidr);
         if (!cidr.ok) return this.refuseBody(request, actor, cidr.error);
-        return this.add({ ...body.value.entry, cidr: cidr.value }, actor, request.target);
+        const tooBroad = networkTooBroad(cidr.value);
+        if (tooBroad !== undefined) return this.refuseBody(request, actor, tooBroad);
+        return this.add({ ...body.value.entry, cidr: cidr.value.text }, actor, request.target);
       }
       case 'allowMe': {
         const body = this.entryBody(request.body, ['note', 'ttl'], true, 'allow-me');
@@ -173,10 +210,10 @@ export class AdminApi {
       case 'remove': {
         const cidr = parseCidrParameter(parameter);
         if (!cidr.ok) return this.refuseBody(request, actor, cidr.error);
-        const outcome = await this.options.backend.remove(cidr.value, actor);
+        const outcome = await this.options.backend.remove(cidr.value.text, actor);
         if (outcome.ok) {
           const { keyId, clientIp: client } = actor;
-          this.options.logger.info({ keyId, client, target: request.target, cidr: cidr.value, removed: outcome.value.removed }, 'admin: whitelist entry removed');
+          this.options.logger.info({ keyId, client, target: request.target, cidr: cidr.value.text, removed: outcome.value.removed }, 'admin: whitelist entry removed');
         }
         return answer(outcome, 200, (value) => value);
       }
@@ -210,24 +247,25 @@ export class AdminApi {
   }
 
   private refuseBody(request: AdminHttpRequest, actor: Actor, error: string): AdminHttpResponse {
-    return this.refuse(request, { status: 400, error, keyId: actor.keyId }).response;
+    return this.refuse(request, { status: 400, error, keyId: actor.keyId });
   }
 
   /** A refused request: spends a failure token of the client's address, logs why, answers { error }. */
-  private refuse(request: AdminHttpRequest, refusal: Refusal): { ok: false; response: AdminHttpResponse } {
+  private refuse(request: AdminHttpRequest, refusal: Refusal): AdminHttpResponse {
     const { status, error, keyId } = refusal;
-    this.failures.take(request.clientIp);
+    if (!refusal.free) this.failures.take(failureBucket(request.clientIp));
     this.options.logger.info({ client: request.clientIp, keyId, method: request.method, target: request.target, status, problem: error }, 'admin request refused');
     const headers = { ...(status === 401 ? { 'www-authenticate': AUTH_SCHEME } : {}), ...refusal.headers };
-    return { ok: false, response: reply(status, { error, ...refusal.details }, headers) };
+    return reply(status, { error, ...refusal.details }, headers);
   }
 
-  private rateLimited(client: string): AdminHttpResponse {
-    if (this.rateLimitNotices.take(client)) {
-      this.options.logger.warn({ client }, 'admin requests from this address are rate-limited after repeated failures');
+  /** The same answer whatever was wrong: a client out of budget learns nothing more by trying. */
+  private rateLimited(bucket: string): AdminHttpResponse {
+    if (this.rateLimitNotices.take(bucket)) {
+      this.options.logger.warn({ client: bucket }, 'admin requests from this address are rate-limited after repeated failures');
     }
     const retryAfter = String(Math.ceil(1 / FAILURE_REFILL_PER_SECOND));
-    return reply(429, { error: `too many failed requests from ${client}; wait ${retryAfter} s` }, { 'retry-after': retryAfter });
+    return reply(429, { error: `too many failed requests from ${bucket}; wait ${retryAfter} s` }, { 'retry-after': retryAfter });
   }
 }
 
@@ -284,17 +322,17 @@ export function parseTtl(value: unknown, fallbackMs: number, maxMs: number): Res
   return ok(ttlMs);
 }
 
-/** The strict whitelist parser, so both transports and the CLI agree on what a CIDR is. Canonical text. */
-function parseCidrField(value: unknown): Result<string> {
+/** The strict whitelist parser, so both transports and the CLI agree on what a CIDR is. */
+function parseCidrField(value: unknown): Result<Cidr> {
   const example = 'give an address or network such as "203.0.113.7/32"';
   if (value === undefined) return err(`cidr is missing; ${example}`);
   if (typeof value !== 'string') return err(`cidr must be a string; ${example}`);
   const parsed = parseCidr(value);
-  return parsed.ok ? ok(parsed.value.text) : err(`cidr "${value}" ${parsed.error}`);
+  return parsed.ok ? parsed : err(`cidr "${value}" ${parsed.error}`);
 }
 
 /** The percent-encoded CIDR after "whitelist/": 203.0.113.7%2F32. */
-function parseCidrParameter(text: string): Result<string> {
+function parseCidrParameter(text: string): Result<Cidr> {
   try {
     return parseCidrField(decodeURIComponent(text));
   } catch {

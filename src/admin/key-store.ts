@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../common/atomic-write.js';
+import { chown, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { writeFileAtomic, type FileOwner } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
 import { err, ok, type Result } from '../common/result.js';
+import { describeOffset, jsonErrorOffset } from '../common/json-position.js';
+import { ConfigError } from '../config/problems.js';
 import { isScope, type Scope } from './scopes.js';
 import { KEY_ID_PATTERN, KEY_SECRET_PATTERN, type AdminKey } from './signature.js';
 
@@ -58,11 +60,14 @@ export class KeyStore {
 
   private constructor(readonly file: string, private readonly logger: Logger) {}
 
-  /** Opens the store; a missing file means no keys, an unreadable or corrupt one throws. */
+  /**
+   * Opens the store; a missing file means no keys, an unreadable or corrupt one throws a ConfigError (exit
+   * code 2: a daemon does not start, and is not restarted, without readable keys).
+   */
   static async open(file: string, logger: Logger): Promise<KeyStore> {
     const store = new KeyStore(file, logger);
     const loaded = await readKeyFile(file);
-    if (!loaded.ok) throw new Error(loaded.error); // fail closed: a daemon does not start without readable keys
+    if (!loaded.ok) throw new ConfigError([loaded.error]);
     store.apply(loaded.value);
     logger.info({ file, keys: store.keys.size }, 'admin keys loaded');
     return store;
@@ -118,8 +123,7 @@ export class KeyStore {
       const keys = new Map(current.value.keys.map((key) => [key.id, key]));
       const value = change(keys);
       try {
-        await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-        await writeFileAtomic(this.file, formatKeyFile([...keys.values()]));
+        await this.write(formatKeyFile([...keys.values()]));
       } catch (error) {
         const reason = (error as NodeJS.ErrnoException).code ?? String(error);
         return err(`${this.file}: cannot be written (${reason}); check the state directory's permissions and free space`);
@@ -130,6 +134,24 @@ export class KeyStore {
     const run = this.queue.then(task, task);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Writes the file, creating the state folder if need be. Run as root (`sudo homeport keygen`), the file
+   * and any folder created for it get the owner the service user gave them (see inheritedOwner): a
+   * root-owned 0600 file would lock the daemon out of its own keys.
+   */
+  private async write(text: string): Promise<void> {
+    const folder = resolve(dirname(this.file));
+    const owner = process.getuid?.() === 0 ? await inheritedOwner(this.file) : undefined;
+    const created = await mkdir(folder, { recursive: true, mode: 0o700 });
+    if (owner && created !== undefined) {
+      for (let path = folder; ; path = dirname(path)) {
+        await chown(path, owner.uid, owner.gid);
+        if (path === created || dirname(path) === path) break;
+      }
+    }
+    await writeFileAtomic(this.file, text, 0o600, owner);
   }
 
   /** Re-reads the file when its fingerprint changed; concurrent lookups share one refresh. */
@@ -168,6 +190,18 @@ export function noteProblem(note: string): string | undefined {
   if (note.length > MAX_NOTE_CHARS) return `is ${note.length} characters long; keep it to ${MAX_NOTE_CHARS}`;
   if (/\p{Cc}/u.test(note)) return 'must be one line without control characters';
   return undefined;
+}
+
+/**
+ * The owner of the key file being replaced, else of the state folder, else (when that is still to be
+ * created) of its nearest existing parent: whoever the service runs as set these up.
+ */
+async function inheritedOwner(file: string): Promise<FileOwner | undefined> {
+  for (let path = resolve(file); ; path = dirname(path)) {
+    const info = await stat(path).catch(() => undefined);
+    if (info) return { uid: info.uid, gid: info.gid };
+    if (dirname(path) === path) return undefined;
+  }
 }
 
 function withoutSecret(key: StoredKey): KeyInfo {
@@ -223,8 +257,9 @@ export function parseKeyFile(text: string, file: string): Result<StoredKey[]> {
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch (error) {
-    return err(`${file}: not valid JSON (${(error as Error).message}); ${FIX}`);
+  } catch {
+    // JSON.parse's message quotes the text around the mistake, which here may be a secret: only say where
+    return err(`${file}: not valid JSON at ${describeOffset(text, jsonErrorOffset(text))}; ${FIX}`);
   }
   if (!isObject(data) || !Array.isArray(data.keys)) return err(`${file}: expected {"version": ${FILE_VERSION}, "keys": [...]}; ${FIX}`);
   if (data.version !== FILE_VERSION) {

@@ -1,6 +1,9 @@
+import { networkTooBroad } from '../admin/api.js';
 import type { Actor, AdminBackend, ApiStatus, ApiWhitelistEntry, Outcome } from '../admin/api-types.js';
+import { formatDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
 import { formatAddress } from '../config/address.js';
+import { DEFAULT_MAX_TTL_MS } from '../config/agent-types.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder } from '../protocol/messages.js';
 import type { AgentStatus } from './status.js';
 import { parseCidr } from '../common/cidr.js';
@@ -9,14 +12,18 @@ import type { Whitelist, WhitelistEntry } from './whitelist/store.js';
 export interface LocalAdminBackendOptions {
   whitelist: Whitelist;
   status: () => AgentStatus;
+  /** The agent's own [admin] maxTtl; default DEFAULT_MAX_TTL_MS, as for an agent without an [admin] section. */
+  maxTtlMs?: number;
   now?: () => number;
 }
 
 /**
  * The admin API applied to this agent's own whitelist: what the LAN admin listener and the rendezvous's
  * forwarded requests both end in. The whitelist persists each change atomically and tells the gate at once.
+ * The agent's own limits hold here whoever sent the change: no network broader than the API allows, no
+ * entry longer-lived than this agent's maxTtl, even when the rendezvous's policy is laxer.
  */
-export function createLocalAdminBackend({ whitelist, status, now = Date.now }: LocalAdminBackendOptions): AdminBackend {
+export function createLocalAdminBackend({ whitelist, status, maxTtlMs = DEFAULT_MAX_TTL_MS, now = Date.now }: LocalAdminBackendOptions): AdminBackend {
   return {
     async status() {
       return { ok: true, value: apiStatus(status()) };
@@ -29,6 +36,11 @@ export function createLocalAdminBackend({ whitelist, status, now = Date.now }: L
     async add({ cidr, note, ttlMs }) {
       const parsed = parseCidr(cidr);
       if (!parsed.ok) return failure(400, `"${cidr}" ${parsed.error}`);
+      const tooBroad = networkTooBroad(parsed.value);
+      if (tooBroad !== undefined) return failure(400, tooBroad);
+      if (ttlMs > maxTtlMs) {
+        return failure(400, `ttl ${formatDuration(ttlMs)} is longer than agent ${status().agent}'s maximum of ${formatDuration(maxTtlMs)} (its [admin] maxTtl)`);
+      }
       const added = await whitelist.add({ cidr: parsed.value.text, ttlMs, ...(note !== undefined ? { note } : {}) });
       return added.ok ? { ok: true, value: apiEntry(added.value) } : failure(500, added.error);
     },

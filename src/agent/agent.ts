@@ -95,8 +95,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     updatedAt: new Date().toISOString(),
     pid: process.pid,
   });
-  // the LAN admin listener and the rendezvous's forwarded requests change the whitelist the same way
-  const adminBackend = createLocalAdminBackend({ whitelist, status });
+  // the LAN admin listener and the rendezvous's forwarded requests change the whitelist the same way,
+  // within this agent's own limits (an agent with only [rendezvous] has the default maxTtl)
+  const adminBackend = createLocalAdminBackend({ whitelist, status, maxTtlMs: config.admin?.maxTtlMs });
   try {
     if (config.rendezvous) {
       holder = link = await startRendezvousLink({

@@ -46,7 +46,11 @@ Options:
   --note <text>         what the key is for, shown by "homeport keys list" (e.g. "phone")
   -h, --help            show this help
 
-Exit codes: 0 created, 1 the key store cannot be written, 2 usage or config error.`,
+When run as root (sudo), the key file keeps the owner of the state folder (or of the file it replaces), so
+the service user the daemon runs as can still read it.
+
+Exit codes: 0 created, 1 the key store cannot be written, 2 usage or config error (an unreadable or
+corrupt key file too).`,
   async run(argv) {
     const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' }, scopes: { type: 'string' }, note: { type: 'string' } });
     if (values.help) {
@@ -90,7 +94,8 @@ Options:
   -c, --config <file>   the agent's or the rendezvous's configuration
   -h, --help            show this help
 
-Exit codes: 0 done, 1 the key store cannot be written, 2 usage or config error, or no key with that id.`,
+Exit codes: 0 done, 1 the key store cannot be written, 2 usage or config error (an unreadable or corrupt
+key file too), or no key with that id.`,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, { config: { type: 'string', short: 'c' } }, true);
     if (values.help) {
