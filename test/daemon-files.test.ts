@@ -1,9 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { get } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, startCli, stopChild } from './helpers/cli.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { daemonCommand, type Daemon } from '../src/cli/daemon.js';
+import { CLI, runCli, startCli, stopChild } from './helpers/cli.js';
 
 const AGENT_TOML = `
 [agent]
@@ -82,4 +87,106 @@ test('a --log-file or --pid-file that cannot be written, or a bad config, stops 
   const bad = await runCli(['agent', '--config', join(dir, 'bad.toml'), '--pid-file', pidFile]);
   assert.equal(bad.code, 2);
   await assert.rejects(stat(pidFile), { code: 'ENOENT' }, 'no pid file for a config that is not valid');
+});
+
+/** The HTTP status the agent answers on https://127.0.0.1:port/ (its certificate is self-signed). */
+function statusCodeOf(port: number): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/', rejectUnauthorized: false, agent: false }, (response) => {
+      response.resume();
+      resolve(response.statusCode);
+    }).on('error', reject);
+  });
+}
+
+test('SIGHUP and SIGUSR2 as soon as the pid file names the starting agent do not kill it: it starts, serves, then reopens its log once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hp-daemon-files-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'agent.toml'), `${AGENT_TOML}[whitelist]\nallow = ["127.0.0.1/32"]\n`);
+  const logFile = join(dir, 'agent.log');
+  const pidFile = join(dir, 'run', 'agent.pid');
+  await mkdir(join(dir, 'run'));
+  const child = spawn(process.execPath, [CLI, 'agent', '--config', join(dir, 'agent.toml'), '--log-file', logFile, '--pid-file', pidFile], { stdio: 'ignore' });
+  t.after(() => stopChild(child));
+
+  // what newsyslog does: read the pid file and signal that pid, here at the earliest possible moment
+  while ((await readFile(pidFile, 'utf8').catch(() => '')) === '') {
+    assert.equal(child.exitCode, null, 'exited before writing its pid file');
+    await sleep(1);
+  }
+  child.kill('SIGHUP');
+  child.kill('SIGUSR2');
+  assert.doesNotMatch(await readFile(logFile, 'utf8'), /agent listening/, 'the signals must arrive while the agent is still starting');
+
+  const log = await Promise.race([
+    fileOnce(logFile, (text) => text.includes('"agent listening"') && text.includes('SIGHUP')),
+    once(child, 'exit').then(([code, signal]) => { throw new Error(`the agent died while starting: exit ${code}, signal ${signal}`); }),
+  ]);
+  const listening = lines(log).find((line) => line.msg === 'agent listening') as { listen?: string } | undefined;
+  const port = Number(/:(\d+)$/.exec(listening?.listen ?? '')?.[1]);
+  assert.equal(await statusCodeOf(port), 502, 'it serves (the route\'s target is closed)');
+  const held = messages(log).filter((msg) => /agent listening|SIGHUP/.test(msg));
+  assert.deepEqual(held, ['agent listening', 'SIGHUP: reloading'], 'the early SIGHUP is handled once, after the start');
+  assert.equal(await stopChild(child), 0);
+});
+
+/** A daemon whose start and close wait until the test lets them finish. */
+function gatedSpec(events: string[]) {
+  let finishStart!: () => void;
+  let finishClose!: () => void;
+  const started = new Promise<void>((resolve) => { finishStart = resolve; });
+  const closed = new Promise<void>((resolve) => { finishClose = resolve; });
+  const onReregister = (): void => { events.push('reregister'); };
+  const command = daemonCommand({
+    name: 'gated',
+    summary: '',
+    description: '',
+    configHelp: '',
+    reloads: '',
+    load: async () => ({ log: { level: 'silent' } }),
+    async start(): Promise<Daemon & { certificates: { describe(): string[] } }> {
+      events.push('starting');
+      await started;
+      process.on('SIGUSR2', onReregister); // as the agent's start does
+      return {
+        reload: async () => { events.push('reload'); },
+        close: async () => { events.push('closing'); await closed; process.off('SIGUSR2', onReregister); },
+        certificates: { describe: () => [] },
+      };
+    },
+  });
+  return { command, finishStart, finishClose };
+}
+
+const settle = (): Promise<void> => sleep(50);
+
+test('a daemon holds SIGHUP and SIGUSR2 while it starts (each delivered once it runs) and ignores SIGHUP while it stops', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'hp-daemon-files-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const pidFile = join(dir, 'gated.pid');
+  const handlers = (): number => ['SIGHUP', 'SIGUSR2', 'SIGINT', 'SIGTERM'].reduce((sum, signal) => sum + process.listenerCount(signal), 0);
+  const handlersBefore = handlers();
+  const events: string[] = [];
+  const { command, finishStart, finishClose } = gatedSpec(events);
+  const running = command.run(['--config', join(dir, 'gated.toml'), '--pid-file', pidFile]);
+  while (!events.includes('starting')) await settle();
+  assert.equal(await readFile(pidFile, 'utf8'), `${process.pid}\n`);
+
+  // without handlers in place, either signal would end this test process
+  for (const signal of ['SIGHUP', 'SIGUSR2', 'SIGHUP'] as const) process.kill(process.pid, signal);
+  await settle();
+  assert.deepEqual(events, ['starting'], 'nothing happens before the daemon runs');
+  finishStart();
+  await settle();
+  assert.deepEqual(events, ['starting', 'reload', 'reregister'], 'each held signal delivered once');
+
+  process.kill(process.pid, 'SIGTERM');
+  await settle();
+  process.kill(process.pid, 'SIGHUP');
+  await settle();
+  assert.deepEqual(events.slice(3), ['closing'], 'no reload while closing');
+  finishClose();
+  assert.equal(await running, 0);
+  await assert.rejects(stat(pidFile), { code: 'ENOENT' });
+  assert.equal(handlers(), handlersBefore, 'no handler left behind');
 });

@@ -113,8 +113,52 @@ test('on Linux a stateDir in /tmp or /var/tmp is refused (PrivateTmp hides it), 
     ['/tmp/homeport', 'macos', false],
   ];
   for (const [stateDirectory, platform, refused] of cases) {
-    const problems = problemsOf({ stateDirectory, platform });
+    // "/tmp" itself is also a system directory: that is a second line, about the same key
+    const problems = problemsOf({ stateDirectory, platform }).filter((problem) => !problem.includes('is a system directory'));
     assert.equal(problems.length, refused ? 1 : 0, `${platform} ${stateDirectory}: ${problems.join('; ')}`);
     if (refused) assert.match(problems[0]!, /^stateDir ".*" \(the config's stateDir\) is under \/(var\/)?tmp: .*PrivateTmp=yes.*e\.g\. stateDir = "\/var\/lib\/homeport-agent"$/);
+  }
+});
+
+test('a state or log directory that is a system directory (or a whole home or disk) is refused, naming the key and the fix; a directory of its own is fine', () => {
+  const cases: [string, 'linux' | 'macos', boolean][] = [
+    ['/', 'linux', true],
+    ['/opt', 'linux', true],
+    ['/usr', 'linux', true],
+    ['/srv', 'linux', true],
+    ['/homeport', 'linux', true], // any depth-1 path: it sits next to the system's own
+    ['/var/lib', 'linux', true],
+    ['/var/log', 'linux', true],
+    ['/usr/local', 'linux', true],
+    ['/var/cache', 'linux', true],
+    ['/etc/systemd', 'linux', true],
+    ['/mnt/user', 'linux', true],
+    ['/usr/local/var/lib', 'macos', true],
+    ['/opt/homebrew/var', 'macos', true],
+    ['/Library/Logs', 'macos', true],
+    ['/library/logs', 'macos', true], // APFS ignores case
+    ['/private/var/log', 'macos', true],
+    ['/Users/alice', 'macos', true],
+    ['/Volumes/Data', 'macos', true],
+    ['/var/lib/homeport-agent', 'linux', false],
+    ['/opt/homeport', 'linux', false],
+    ['/srv/homeport/state', 'linux', false],
+    ['/etc/homeport', 'linux', false],
+    ['/mnt/user/appdata/homeport', 'linux', false],
+    ['/usr/local/var/lib/homeport-agent', 'macos', false],
+    ['/Library/Logs/homeport-agent', 'macos', false],
+    ['/Users/alice/homeport', 'macos', false],
+  ];
+  for (const [dir, platform, refused] of cases) {
+    const state = problemsOf({ platform, stateDirectory: dir, workingDirectory: '/var/lib/homeport-agent' });
+    const log = problemsOf({ platform, logDirectory: dir });
+    if (!refused) {
+      assert.deepEqual([...state, ...log], [], `${platform} ${dir}`);
+      continue;
+    }
+    assert.equal(state.length, 1, `${platform} ${dir}: ${state.join('; ')}`);
+    assert.equal(state[0], `stateDir "${dir}" (the config's stateDir) is a system directory: install-service would make the service's user its owner (install -d -o); set stateDir to a directory of homeport's own, e.g. stateDir = "/var/lib/homeport-agent"`);
+    assert.equal(log.length, 1, `${platform} ${dir}: ${log.join('; ')}`);
+    assert.match(log[0]!, new RegExp(`^service logDirectory "${dir}" is a system directory: .*use a directory of homeport's own, e\\.g\\. "\\S+/homeport-agent"$`));
   }
 });

@@ -291,6 +291,36 @@ test('a Linux stateDir under /tmp or /var/tmp is refused with one line naming st
   }
 });
 
+test('a stateDir that is a system directory (e.g. /opt) is refused with one line naming stateDir and the fix, exit 2: nothing would chown it', async () => {
+  for (const stateDir of ['/opt', '/var/lib']) {
+    const dir = await tempDir('hp-svc-cfg-');
+    const file = join(dir, 'agent.toml');
+    await writeFile(file, AGENT_CONFIG(stateDir).replace(`certDir = "${stateDir}/certs"`, 'certDir = "/etc/homeport/certs"'));
+    for (const platform of ['linux', 'macos']) {
+      const run = await runInstallService(['agent', '--config', file, '--print', '--platform', platform]);
+      assert.equal(run.code, 2, `${platform} ${stateDir}: ${run.stdout}`);
+      assert.equal(run.stdout, '');
+      const lines = run.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, run.stderr);
+      assert.match(lines[0]!, new RegExp(`stateDir "${stateDir}" \\(the config's stateDir\\) is a system directory: .*set stateDir to a directory of homeport's own, e\\.g\\. stateDir = "/var/lib/homeport-agent"`));
+    }
+  }
+});
+
+test('the [admin] listen port counts: a port below 1024 there gets CAP_NET_BIND_SERVICE, as the agent\'s own listen port does', async () => {
+  const capability = /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m;
+  const { file } = await agentConfigFile();
+  const plain = await runInstallService(['agent', '--config', file, '--print', '--platform', 'linux']);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.doesNotMatch(plain.stdout, capability, 'no privileged port, no capability');
+  for (const [listen, expected] of [['0.0.0.0:443', true], ['127.0.0.1:7443', false], ['127.0.0.1:0', false]] as const) {
+    await writeFile(file, `${AGENT_CONFIG(STATE_DIR)}[admin]\nlisten = "${listen}"\n`);
+    const run = await runInstallService(['agent', '--config', file, '--print', '--platform', 'linux']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(capability.test(run.stdout), expected, `[admin] listen = "${listen}"`);
+  }
+});
+
 /** The marker files of each NAS system, as a fake probe of this machine. */
 const NAS_MARKERS = {
   synology: { '/etc/synoinfo.conf': '', '/etc.defaults/VERSION': 'productversion="7.2.1"\n' },

@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import { createLogger, flushLogger, LOG_FILE_MODE, reopenLogFile, type Logger } from '../common/logger.js';
 import { ConfigError } from '../config/problems.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
+import { REREGISTER_SIGNAL } from './reregister.js';
 
 export interface Daemon {
   reload(): Promise<void>;
@@ -69,10 +70,45 @@ Options:
 
 Signals: SIGINT/SIGTERM stop. SIGHUP reopens the --log-file at its path (after newsyslog or logrotate
 renamed it) and re-reads ${spec.reloads}.
+A SIGHUP that arrives while it is still starting is acted on once it runs; one while it stops is ignored.
 Under systemd (NOTIFY_SOCKET set, Type=notify with NotifyAccess=all) it reports readiness with
 \`systemd-notify --ready\` once it is serving.
 
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 usage or configuration error.`;
+}
+
+/**
+ * Signals that others send a daemon by the pid in its pid file or status.json (newsyslog's SIGHUP, `homeport
+ * reregister`'s SIGUSR2) and whose default action would end it.
+ */
+const HELD_SIGNALS: NodeJS.Signals[] = ['SIGHUP', REREGISTER_SIGNAL];
+
+/**
+ * Keeps HELD_SIGNALS from ending the process from its first moment until the command returns.
+ * While starting they are queued, as the daemon's own handlers are not in place yet: `deliver` replays each
+ * once to them. Both are worth keeping rather than dropping: a SIGHUP means the log file was just renamed
+ * (dropping it would leave the daemon writing to the rotated file for a day), and `homeport reregister`
+ * waits for a registration made after it asked, which the start's own may precede. Afterwards the guard
+ * stays as a no-op, so the same signals while stopping (the daemon's SIGHUP handler is gone by then) or
+ * while the pid file is removed change nothing.
+ */
+function holdSignals(): { deliver(): void; release(): void } {
+  const pending = new Set<NodeJS.Signals>();
+  let starting = true;
+  const hold = (signal: NodeJS.Signals): void => {
+    if (starting) pending.add(signal);
+  };
+  for (const signal of HELD_SIGNALS) process.on(signal, hold);
+  return {
+    deliver() {
+      starting = false;
+      for (const signal of pending) process.emit(signal, signal);
+      pending.clear();
+    },
+    release() {
+      for (const signal of HELD_SIGNALS) process.off(signal, hold);
+    },
+  };
 }
 
 /**
@@ -95,27 +131,43 @@ export function daemonCommand<C extends { log: { level: string } }>(spec: Daemon
         console.log(help);
         return EXIT.ok;
       }
-      const config = await spec.load(requireConfigFlag(values.config));
-      // absolute now: the paths must still mean the same files on SIGHUP and at stop
-      const logFile = values['log-file'] === undefined ? undefined : resolve(values['log-file']);
-      const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file']);
-      if (logFile !== undefined) await prepareFile('--log-file', logFile, createLogFile);
-      const logger = createLogger({ level: config.log.level, ...(logFile !== undefined ? { destination: logFile } : {}) });
-      // a terminal (or the service manager's own log) still learns where the log went
-      if (logFile !== undefined) console.log(`homeport ${spec.name}: logging to ${logFile} (pid ${process.pid})`);
-      if (pidFile !== undefined) await prepareFile('--pid-file', pidFile, writePid);
+      // from the first moment: a service manager knows the pid before the pid file names it
+      const signals = holdSignals();
       try {
-        const daemon = await spec.start(config, logger);
-        for (const line of daemon.certificates.describe()) logger.info(line);
-        notifyReady(logger);
-        await runUntilSignal(daemon, logger);
+        await serve(spec, values, signals);
       } finally {
-        if (pidFile !== undefined) await removePidFile(pidFile);
-        flushLogger(logger);
+        signals.release();
       }
       return EXIT.ok;
     },
   };
+}
+
+type HeldSignals = ReturnType<typeof holdSignals>;
+type DaemonFlags = { config?: string | undefined; 'log-file'?: string | undefined; 'pid-file'?: string | undefined };
+
+/** Loads, opens the log, publishes the pid, starts, and runs until SIGINT/SIGTERM; the pid file goes with it. */
+async function serve<C extends { log: { level: string } }>(spec: DaemonSpec<C>, values: DaemonFlags, signals: HeldSignals): Promise<void> {
+  const config = await spec.load(requireConfigFlag(values.config));
+  // absolute now: the paths must still mean the same files on SIGHUP and at stop
+  const logFile = values['log-file'] === undefined ? undefined : resolve(values['log-file']);
+  const pidFile = values['pid-file'] === undefined ? undefined : resolve(values['pid-file']);
+  if (logFile !== undefined) await prepareFile('--log-file', logFile, createLogFile);
+  const logger = createLogger({ level: config.log.level, ...(logFile !== undefined ? { destination: logFile } : {}) });
+  // a terminal (or the service manager's own log) still learns where the log went
+  if (logFile !== undefined) console.log(`homeport ${spec.name}: logging to ${logFile} (pid ${process.pid})`);
+  if (pidFile !== undefined) await prepareFile('--pid-file', pidFile, writePid);
+  try {
+    const daemon = await spec.start(config, logger);
+    for (const line of daemon.certificates.describe()) logger.info(line);
+    notifyReady(logger);
+    const running = runUntilSignal(daemon, logger);
+    signals.deliver();
+    await running;
+  } finally {
+    if (pidFile !== undefined) await removePidFile(pidFile);
+    flushLogger(logger);
+  }
 }
 
 /**

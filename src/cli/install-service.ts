@@ -103,7 +103,13 @@ async function configInputs(program: ServiceProgram, configPath: string): Promis
   }
   const config = await loadAgentConfig(configPath);
   const calendar = config.rendezvous && dailyTimeFromCron(config.rendezvous.reregister);
-  return { stateDirectory: config.agent.stateDir, listenPorts: [config.agent.listen.port], ...(calendar && { reregisterCalendar: calendar }) };
+  // [admin] listen may be port 0 (any free port), which needs no capability
+  const adminPort = config.admin?.listen.port;
+  return {
+    stateDirectory: config.agent.stateDir,
+    listenPorts: [config.agent.listen.port, ...(adminPort ? [adminPort] : [])],
+    ...(calendar && { reregisterCalendar: calendar }),
+  };
 }
 
 type FlagValues = Record<string, string | boolean | undefined>;

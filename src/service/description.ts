@@ -121,6 +121,7 @@ export function validateDescription(d: ServiceDescription): string[] {
   return [
     ...pathProblems(d),
     ...(d.platform === 'linux' ? privateTmpProblems(d) : newsyslogPathProblems(d)),
+    ...systemDirectoryProblems(d),
     ...nodeBinaryProblems(d.nodePath, d.platform),
     ...userProblems(d.user),
     ...environmentProblems(d.environment),
@@ -156,6 +157,45 @@ function privateTmpProblems(d: ServiceDescription): string[] {
   const tmp = PRIVATE_TMP_DIRS.find((dir) => d.stateDirectory === dir || d.stateDirectory.startsWith(`${dir}/`));
   if (!tmp) return [];
   return [`stateDir "${d.stateDirectory}" (the config's stateDir) is under ${tmp}: systemd runs the service with PrivateTmp=yes, a private and empty ${tmp}, so its state would be lost at every restart; set stateDir to a lasting directory, e.g. stateDir = "/var/lib/homeport-${d.program}"`];
+}
+
+/**
+ * Directories of the system or of a person, which install-service must never take over: it creates the state
+ * and log directories with `install -d -o <user> -m 0750`, which also chowns and chmods one that exists.
+ * Besides these, every directory one level below / (and / itself) is refused: /opt, /srv, /volume1 …
+ * Compared in lower case: APFS ignores case, and refusing a look-alike on Linux costs nothing.
+ */
+const SYSTEM_DIRECTORIES = new Set([
+  '/etc/default', '/etc/init.d', '/etc/ssl', '/etc/systemd', '/run/user',
+  '/usr/bin', '/usr/include', '/usr/lib', '/usr/libexec', '/usr/local', '/usr/sbin', '/usr/share', '/usr/src',
+  '/usr/local/bin', '/usr/local/etc', '/usr/local/lib', '/usr/local/share', '/usr/local/var', '/usr/local/var/lib', '/usr/local/var/log',
+  '/var/backups', '/var/cache', '/var/db', '/var/lib', '/var/local', '/var/log', '/var/mail', '/var/opt', '/var/run', '/var/spool', '/var/tmp', '/var/www',
+  '/opt/homebrew', '/opt/homebrew/var', '/opt/homebrew/var/lib', '/opt/homebrew/var/log',
+  '/library/application support', '/library/caches', '/library/launchdaemons', '/library/logs', '/library/preferences', '/system/library',
+]);
+
+/** Folders whose every child is a person's home or a whole disk: /home/ann, /Users/ann, /mnt/pool, /Volumes/Data. */
+const HOME_AND_DISK_ROOTS = new Set(['/home', '/users', '/mnt', '/media', '/volumes']);
+
+/** Whether `dir` (absolute) belongs to the system or a person rather than to one program. */
+export function isSystemDirectory(dir: string): boolean {
+  // on macOS /var, /etc and /tmp are links into /private
+  const folded = path.posix.normalize(dir).toLowerCase().replace(/^\/private(?=\/(var|etc|tmp)(\/|$))/, '');
+  const parent = path.posix.dirname(folded);
+  return parent === '/' || SYSTEM_DIRECTORIES.has(folded) || HOME_AND_DISK_ROOTS.has(parent);
+}
+
+function systemDirectoryProblems(d: ServiceDescription): string[] {
+  const problems: string[] = [];
+  const taken = 'install-service would make the service\'s user its owner (install -d -o)';
+  if (isSystemDirectory(d.stateDirectory)) {
+    problems.push(`stateDir "${d.stateDirectory}" (the config's stateDir) is a system directory: ${taken}; set stateDir to a directory of homeport's own, e.g. stateDir = "/var/lib/homeport-${d.program}"`);
+  }
+  if (isSystemDirectory(d.logDirectory)) {
+    const example = d.platform === 'macos' ? '/Library/Logs' : '/var/log';
+    problems.push(`service logDirectory "${d.logDirectory}" is a system directory: ${taken}; use a directory of homeport's own, e.g. "${example}/homeport-${d.program}"`);
+  }
+  return problems;
 }
 
 /** newsyslog.conf separates its fields by whitespace and cannot quote: the log and pid paths must have none. */
