@@ -143,8 +143,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       link?.reregister(reason);
     },
     async close() {
-      await Promise.all([holder.close(), adminListener?.close()]);
+      const listenersClosed = Promise.all([holder.close(), adminListener?.close()]);
+      // a listener's close waits for every open connection, and an idle keep-alive one lasts 65 s: end them
       pipeline.close();
+      await listenersClosed;
       await statusFile?.close();
       releaseAll();
     },

@@ -105,11 +105,14 @@ export class Pipeline {
     return dropped;
   }
 
-  /** Closes every connection, idle or not. */
+  /**
+   * Closes every connection, idle or not. The HTTP server never listens (connections are handed to it), so
+   * its closeAllConnections() knows none of them: the admitted sockets are the list.
+   */
   close(): void {
     for (const socket of this.handshaking) socket.destroy();
     this.handshaking.clear();
-    this.http.closeAllConnections();
+    for (const socket of this.admitted.keys()) socket.destroy();
   }
 }
 
