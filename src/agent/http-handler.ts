@@ -49,8 +49,13 @@ interface AccessEntry {
  * closure per request (the log line needs the start time), everything else precomputed.
  */
 export function createHttpHandlers({ router, forwarder, logger }: HttpHandlerOptions): HttpHandlers {
+  // The access line has a fixed set of fields (AccessEntry; the path without its query) and none can
+  // hold a secret, so it skips pino's key redaction: matching the wildcard redact paths against every
+  // field cost about 13 us per line, some 8% of the agent's CPU time per 1 KiB request. Everything
+  // else logged still goes through the redacting logger.
+  const accessLog = logger.child({}, { redact: [] });
   function logExchange(entry: AccessEntry): void {
-    logger.info(entry, 'request');
+    accessLog.info(entry, 'request');
   }
 
   function request(req: IncomingMessage, res: ServerResponse): void {
