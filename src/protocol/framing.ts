@@ -11,16 +11,21 @@ export const MAX_FRAME_BYTES = 16 * 1024;
 
 const HEADER_BYTES = 4;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** What a decoder holds between frames, shared: one empty Buffer per connection is 10,000 of them on a rendezvous. */
+const NOTHING_PENDING: Buffer = Buffer.alloc(0);
 
 /** Frames one message. Throws RangeError past MAX_FRAME_BYTES: validated messages never get there. */
 export function encodeFrame(message: object): Buffer {
-  const body = Buffer.from(JSON.stringify(message), 'utf8');
-  if (body.length > MAX_FRAME_BYTES) {
-    throw new RangeError(`frame body of ${body.length} bytes exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
+  const json = JSON.stringify(message);
+  const length = Buffer.byteLength(json, 'utf8');
+  if (length > MAX_FRAME_BYTES) {
+    throw new RangeError(`frame body of ${length} bytes exceeds MAX_FRAME_BYTES (${MAX_FRAME_BYTES})`);
   }
-  const header = Buffer.alloc(HEADER_BYTES);
-  header.writeUInt32BE(body.length);
-  return Buffer.concat([header, body]);
+  // one buffer, from Node's pool when small: a rendezvous sends a thousand of these a second
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
+  frame.writeUInt32BE(length, 0);
+  frame.write(json, HEADER_BYTES, 'utf8');
+  return frame;
 }
 
 /** Turns a JSON text into the one plain object it must hold. */
@@ -39,7 +44,7 @@ function decodeFrameBody(body: Uint8Array): Result<object> {
 
 /** Cuts a byte stream into frame bodies, whatever the chunk boundaries. */
 export class FrameDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Buffer = NOTHING_PENDING;
   private failure: string | undefined;
 
   /**
@@ -63,7 +68,7 @@ export class FrameDecoder {
       buffer = buffer.subarray(HEADER_BYTES + length);
     }
     // Copy the remainder so a large chunk is not kept alive by a small leftover slice of it.
-    this.pending = Buffer.from(buffer);
+    this.pending = buffer.length === 0 ? NOTHING_PENDING : Buffer.from(buffer);
     return ok(objects);
   }
 
@@ -74,7 +79,7 @@ export class FrameDecoder {
 
   private fail(reason: string): Result<object[]> {
     this.failure = reason;
-    this.pending = Buffer.alloc(0);
+    this.pending = NOTHING_PENDING;
     return err(reason);
   }
 }
