@@ -154,6 +154,23 @@ describe('ProbeScheduler', { timeout: 20_000 }, () => {
     scheduler.close();
   });
 
+  test('a replaced target is checked no more: only the new one keeps its interval', async () => {
+    const checks: number[] = [];
+    const scheduler = new ProbeScheduler({
+      intervalMs: 100, timeoutMs: 50, logger,
+      probe: async (probed) => { checks.push(probed.address.port); return { reachable: true, checkedAt: new Date() }; },
+      onResult: () => undefined,
+    });
+    scheduler.checkNow('home', target(1));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // port 1's next check is now waiting its turn
+    scheduler.checkNow('home', target(2));
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    scheduler.close();
+    assert.deepEqual(checks.filter((port) => port === 1), [1], 'port 1 only in its first check');
+    const port2 = checks.filter((port) => port === 2).length;
+    assert.ok(port2 >= 3 && port2 <= 5, `${port2} checks of port 2 in 350 ms at a 100 ms interval`);
+  });
+
   test('a new target overtakes a check in flight: the old result is dropped', async () => {
     const pending = new Map<number, (result: ProbeResult) => void>();
     const delivered: number[] = [];

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { pino } from 'pino';
 import { generate } from 'selfsigned';
 import { checkReachability, ProbeScheduler, type ProbeFunction, type ProbeTarget } from '../src/rendezvous/prober.js';
-import { clientHello, fingerprintOf, readServerFlight, signatureVerifies } from '../src/rendezvous/tls12-handshake.js';
+import { clientHello, fingerprintOf, plainHex, readServerFlight, sha256HexOf, signatureVerifies } from '../src/rendezvous/tls12-handshake.js';
 import { ensureSelfSigned } from '../src/tls/selfsigned.js';
 import { TLS_SERVER_OPTIONS, type TlsMaterial } from '../src/tls/server-options.js';
 
@@ -133,6 +133,8 @@ describe('checkReachability: the signed half-handshake', { timeout: 20_000 }, ()
     const whole = readServerFlight(flight);
     assert.ok(whole.ok && whole.value);
     assert.equal(fingerprintOf(whole.value.leaf), ec.fingerprint);
+    assert.equal(sha256HexOf(whole.value.leaf), plainHex(ec.fingerprint.toLowerCase()), 'the form a check compares, whatever the registered case');
+    assert.notEqual(sha256HexOf(whole.value.leaf), plainHex(fingerprintOf(Buffer.from('another certificate'))));
     assert.equal(signatureVerifies(whole.value, random, new X509Certificate(whole.value.leaf).publicKey), true);
     assert.equal(signatureVerifies(whole.value, randomBytes(32), new X509Certificate(whole.value.leaf).publicKey), false);
     const alert = readServerFlight(Buffer.from([21, 3, 3, 0, 2, 2, 40]));

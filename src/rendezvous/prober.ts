@@ -4,7 +4,7 @@ import { connect as connectTls, createSecureContext, type SecureContext } from '
 import type { Logger } from '../common/logger.js';
 import { formatAddress } from '../config/address.js';
 import type { PublicAddress } from './addresses.js';
-import { clientHello, fingerprintOf, readServerFlight, signatureVerifies } from './tls12-handshake.js';
+import { clientHello, fingerprintOf, plainHex, readServerFlight, sha256HexOf, signatureVerifies } from './tls12-handshake.js';
 
 /** Why a reachability check failed, as shown to users on the 503 page and sent to the agent. */
 export type ProbeFailure = 'timeout' | 'refused' | 'reset' | 'no route' | 'connect error' | 'wrong certificate' | 'tls error';
@@ -112,6 +112,29 @@ function publicKeyOf(fingerprint: string, der: Buffer): KeyObject {
   return key;
 }
 
+/** What a target's checks need of its registered certificate, worked out at its first check. */
+interface Registered {
+  /**
+   * The registered fingerprint as plain hex, compared with the leaf's digest. A string, not a Buffer: a
+   * small Buffer is a slice of Node's shared 8 KB pool and would keep a whole pool slab alive per agent.
+   */
+  sha256Hex: string;
+  /** The certificate's public key, once a check has seen the certificate. */
+  publicKey?: KeyObject;
+}
+
+/** Per target (a registration), so a check neither parses nor formats a fingerprint. */
+const registeredOf = new WeakMap<ProbeTarget, Registered>();
+
+function registered(target: ProbeTarget): Registered {
+  let known = registeredOf.get(target);
+  if (known === undefined) {
+    known = { sha256Hex: plainHex(target.fingerprint) };
+    registeredOf.set(target, known);
+  }
+  return known;
+}
+
 /** Client randoms come from a pool drawn 256 at a time; a used-up pool is replaced, never refilled in place. */
 let randomPool = Buffer.alloc(0);
 let randomOffset = 0;
@@ -135,7 +158,7 @@ function freshRandom(): Buffer {
  * notes an aborted handshake at debug level.
  */
 export const checkReachability: ProbeFunction = (target, timeoutMs) => check(target, timeoutMs, (tcp, finish) => {
-  const { address, fingerprint, publicHost } = target;
+  const { address, publicHost } = target;
   const clientRandom = freshRandom();
   let received: Buffer = Buffer.alloc(0);
   tcp.once('end', () => finish('reset', 'closed before the TLS handshake completed'));
@@ -144,9 +167,11 @@ export const checkReachability: ProbeFunction = (target, timeoutMs) => check(tar
     const flight = readServerFlight(received);
     if (!flight.ok) return finish('tls error', flight.error);
     if (flight.value === undefined) return;
-    const seen = fingerprintOf(flight.value.leaf);
-    if (seen !== fingerprint.toUpperCase()) return finish('wrong certificate', `${formatAddress(address)} served ${seen}`);
-    if (!signatureVerifies(flight.value, clientRandom, publicKeyOf(seen, flight.value.leaf))) {
+    const { leaf } = flight.value;
+    const known = registered(target);
+    if (sha256HexOf(leaf) !== known.sha256Hex) return finish('wrong certificate', `${formatAddress(address)} served ${fingerprintOf(leaf)}`);
+    known.publicKey ??= publicKeyOf(target.fingerprint.toUpperCase(), leaf);
+    if (!signatureVerifies(flight.value, clientRandom, known.publicKey)) {
       return finish('wrong certificate', `${formatAddress(address)} showed the certificate but could not sign with its key`);
     }
     finish();
@@ -194,10 +219,12 @@ export interface ProbeSchedulerOptions {
 
 /** How much earlier than intervalMs a periodic check may come. */
 const CHECK_JITTER = 0.1;
+/** The sweep that starts due checks runs at most this far apart. */
+const MAX_TICK_MS = 1000;
 
 interface Watch {
+  name: string;
   target: ProbeTarget;
-  timer: NodeJS.Timeout | undefined;
   /** Failed checks in a row. */
   failures: number;
 }
@@ -207,6 +234,9 @@ interface Watch {
  * every intervalMs counted from the start of the previous check, so an agent is never unchecked longer
  * than the interval plus one timeout; sooner after a failure (see retryMs). A check overtaken by a new
  * target (or a stop) is dropped when it ends.
+ *
+ * Due checks wait in slots of one tick and one sweep timer starts them: with 10,000 agents a timer per
+ * agent, re-armed with a jittered delay, kept thousands of Node timer lists alive.
  */
 export class ProbeScheduler {
   private readonly watches = new Map<string, Watch>();
@@ -216,27 +246,30 @@ export class ProbeScheduler {
   private running = 0;
   /** Checks waiting for a free slot, first come first served. */
   private readonly waiting: (() => void)[] = [];
+  /** Fine enough for the shortest delay a check waits (a quarter of it), coarse enough to batch. */
+  private readonly tickMs: number;
+  /** Watches by the tick they are due in; one stopped or replaced meanwhile is skipped when it comes up. */
+  private readonly due = new Map<number, Watch[]>();
+  /** The first tick the sweep has not started yet. */
+  private nextTick = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: ProbeSchedulerOptions) {
     this.probe = options.probe ?? checkReachability;
     this.fallback = options.fallback ?? (options.probe ? undefined : probeReachability);
+    this.tickMs = Math.max(1, Math.min(MAX_TICK_MS, Math.min(options.intervalMs, options.retryMs ?? 1000) / 4));
   }
 
   /** Checks `target` now and then periodically, replacing whatever was watched for `name`. */
   checkNow(name: string, target: ProbeTarget): void {
     if (this.closed) return;
-    const previous = this.watches.get(name);
-    clearTimeout(previous?.timer);
-    const watch: Watch = { target, timer: undefined, failures: 0 };
+    const watch: Watch = { name, target, failures: 0 };
     this.watches.set(name, watch);
-    void this.run(name, watch);
+    void this.run(watch);
   }
 
   /** Stops checking `name` (it went offline); a check in flight is ignored when it ends. */
   stop(name: string): void {
-    const watch = this.watches.get(name);
-    if (!watch) return;
-    clearTimeout(watch.timer);
     this.watches.delete(name);
   }
 
@@ -246,29 +279,62 @@ export class ProbeScheduler {
 
   close(): void {
     this.closed = true;
-    for (const name of [...this.watches.keys()]) this.stop(name);
+    this.watches.clear();
+    this.due.clear();
+    clearInterval(this.sweeper);
   }
 
-  private async run(name: string, watch: Watch): Promise<void> {
+  private isCurrent(watch: Watch): boolean {
+    return this.watches.get(watch.name) === watch;
+  }
+
+  private async run(watch: Watch): Promise<void> {
     await this.acquireSlot();
     const started = Date.now();
     try {
-      if (this.watches.get(name) !== watch) return;
+      if (!this.isCurrent(watch)) return;
       const result = await this.checkOnce(watch);
       watch.failures = result.reachable ? 0 : watch.failures + 1;
-      if (this.watches.get(name) === watch) this.options.onResult(name, watch.target, result);
+      if (this.isCurrent(watch)) this.options.onResult(watch.name, watch.target, result);
     } catch (error) {
-      this.options.logger.error({ err: (error as Error).message, agent: name }, 'reachability check failed unexpectedly');
+      this.options.logger.error({ err: (error as Error).message, agent: watch.name }, 'reachability check failed unexpectedly');
     } finally {
       this.releaseSlot();
     }
-    if (this.watches.get(name) !== watch) return;
+    if (!this.isCurrent(watch)) return;
     const { intervalMs, retryMs = 1000 } = this.options;
     // up to a tenth early, at random: agents that registered together (a rendezvous restart) drift apart
-    // instead of being checked in one burst every interval for good
-    const period = watch.failures === 0 ? intervalMs * (1 - CHECK_JITTER * Math.random()) : Math.min(intervalMs, retryMs * 2 ** (watch.failures - 1));
-    watch.timer = setTimeout(() => void this.run(name, watch), Math.max(0, period - (Date.now() - started)));
-    watch.timer.unref();
+    // instead of being checked in one burst every interval for good; and a tick early, as the sweep may
+    // start it up to a tick late
+    const period = watch.failures === 0 ? intervalMs * (1 - CHECK_JITTER * Math.random()) - this.tickMs : Math.min(intervalMs, retryMs * 2 ** (watch.failures - 1));
+    this.schedule(watch, started + period);
+  }
+
+  private schedule(watch: Watch, dueAt: number): void {
+    if (this.sweeper === undefined) {
+      this.nextTick = Math.floor(Date.now() / this.tickMs);
+      this.sweeper = setInterval(() => this.sweep(), this.tickMs).unref();
+    }
+    const tick = Math.max(this.nextTick, Math.ceil(dueAt / this.tickMs));
+    const slot = this.due.get(tick);
+    if (slot) slot.push(watch);
+    else this.due.set(tick, [watch]);
+  }
+
+  /** Starts the checks of every tick that has begun. */
+  private sweep(): void {
+    const now = Math.floor(Date.now() / this.tickMs);
+    for (; this.nextTick <= now; this.nextTick++) {
+      const slot = this.due.get(this.nextTick);
+      if (!slot) continue;
+      this.due.delete(this.nextTick);
+      for (const watch of slot) if (this.isCurrent(watch)) void this.run(watch);
+    }
+    if (this.due.size === 0) {
+      // nothing left to wait for: checks in flight arm it again when they end
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 
   private async checkOnce(watch: Watch): Promise<ProbeResult> {

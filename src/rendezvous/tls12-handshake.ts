@@ -150,7 +150,17 @@ function parseFlight(messages: Map<number, Buffer>): Result<ServerFlight> {
 
 /** The leaf's SHA-256 in the form X509Certificate.fingerprint256 prints: "AB:CD:…". */
 export function fingerprintOf(der: Buffer): string {
-  return createHash('sha256').update(der).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:');
+  return sha256HexOf(der).toUpperCase().replace(/(..)(?!$)/g, '$1:');
+}
+
+/** The leaf's SHA-256 as plain lowercase hex: what a check compares, without formatting per check. */
+export function sha256HexOf(der: Buffer): string {
+  return createHash('sha256').update(der).digest('hex');
+}
+
+/** A colon-hex fingerprint ("AB:CD:…", any letter case) in the form sha256HexOf gives. */
+export function plainHex(fingerprint: string): string {
+  return fingerprint.replaceAll(':', '').toLowerCase();
 }
 
 /** Whether the ServerKeyExchange signature over both randoms and the ECDH share verifies with `publicKey`. */
