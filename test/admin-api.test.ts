@@ -87,7 +87,7 @@ async function fixture(t: { after(fn: () => Promise<void>): void }): Promise<Fix
   const reader = await newKey(['status:read']);
   const clock = { now: T0 };
   const backend = new FakeBackend(clock);
-  const api = new AdminApi({ keys: store, backend, logger, allowMeTtlMs: 24 * HOUR, maxTtlMs: 7 * 24 * HOUR, now: () => clock.now });
+  const api = new AdminApi({ keys: store, logger, allowMeTtlMs: 24 * HOUR, maxTtlMs: 7 * 24 * HOUR, now: () => clock.now });
   const signed = (method: string, route: string, body = '', options: SignOptions = {}): AdminHttpRequest => {
     const target = `/api/${route}`;
     const authorization = authorizationHeader(options.key ?? admin, { method, target, body }, { nowMs: options.signedAt ?? clock.now, nonce: options.nonce ?? randomNonce() });
@@ -96,14 +96,14 @@ async function fixture(t: { after(fn: () => Promise<void>): void }): Promise<Fix
   return {
     api, backend, clock, store, admin, reader, logs: lines, signed,
     async send(method, route, body, options) {
-      const response = await api.handle(signed(method, route, body, options));
+      const response = await api.handle(signed(method, route, body, options), backend);
       return { ...response, json: JSON.parse(response.body) as Record<string, unknown> };
     },
   };
 }
 
-async function handle(api: AdminApi, request: AdminHttpRequest): Promise<Response> {
-  const response = await api.handle(request);
+async function handle({ api, backend }: { api: AdminApi; backend: AdminBackend }, request: AdminHttpRequest): Promise<Response> {
+  const response = await api.handle(request, backend);
   return { ...response, json: JSON.parse(response.body) as Record<string, unknown> };
 }
 
@@ -141,7 +141,7 @@ test('every refusal has its status and a one-line reason', async (t) => {
   const f = await fixture(t);
   const stranger = { id: 'abcdefabcdef', secret: f.admin.secret };
   const replayed = f.signed('GET', 'status');
-  assert.equal((await f.api.handle(replayed)).status, 200);
+  assert.equal((await f.api.handle(replayed, f.backend)).status, 200);
   const oversized = JSON.stringify({ cidr: '192.0.2.1', note: 'x'.repeat(MAX_BODY_BYTES) });
   const cases: [string, AdminHttpRequest, number, RegExp][] = [
     ['no Authorization header', { ...f.signed('GET', 'status'), authorization: undefined }, 401, /no Authorization header/],
@@ -177,7 +177,7 @@ test('every refusal has its status and a one-line reason', async (t) => {
   ];
   for (const [index, [name, request, status, error]] of cases.entries()) {
     // each case from its own address: together they would exceed one address's failure budget
-    const response = await handle(f.api, { ...request, clientIp: `100.64.0.${index}` });
+    const response = await handle(f, { ...request, clientIp: `100.64.0.${index}` });
     assert.equal(response.status, status, `${name}: ${response.body}`);
     assert.match(response.json.error as string, error, name);
     assert.ok(!(response.json.error as string).includes('\n'), `${name}: one line`);
@@ -235,7 +235,7 @@ test('1,000 bad attempts from one address end in 429 while another address still
 test('junk sent from the owner\'s address does not lock out the owner\'s signed requests', async (t) => {
   const f = await fixture(t);
   const used = f.signed('GET', 'status');
-  assert.equal((await f.api.handle(used)).status, 200);
+  assert.equal((await f.api.handle(used, f.backend)).status, 200);
   const junk: AdminHttpRequest[] = [
     { ...f.signed('GET', 'status'), authorization: undefined },
     { ...f.signed('GET', 'status'), authorization: 'HOMEPORT-HMAC key=nonsense' },
@@ -246,7 +246,7 @@ test('junk sent from the owner\'s address does not lock out the owner\'s signed 
     f.signed('POST', 'whitelist', '{"cidr":"192.0.2.1"}', { overrides: { body: Buffer.from('{"cidr":"0.0.0.0/8"}') } }),
   ];
   const answers: Response[] = [];
-  for (let i = 0; i < 30; i++) answers.push(await handle(f.api, junk[i % junk.length]!));
+  for (let i = 0; i < 30; i++) answers.push(await handle(f, junk[i % junk.length]!));
   assert.ok(answers.slice(0, FAILURE_BURST).every((answer) => answer.status === 401), 'refused while budget is left');
   const limited = answers.slice(FAILURE_BURST);
   assert.ok(limited.every((answer) => answer.status === 429), limited.map((answer) => answer.status).join());
@@ -261,7 +261,7 @@ test('junk sent from the owner\'s address does not lock out the owner\'s signed 
   assert.equal((await f.send('GET', 'status', '', { key: f.reader })).status, 200, 'another key of the owner too');
   const forbidden = await f.send('POST', 'allow-me', '', { key: f.reader });
   assert.equal(forbidden.status, 403, 'a signed request is told what is wrong with it');
-  assert.equal((await handle(f.api, junk[3]!)).status, 429, 'junk still gets 429');
+  assert.equal((await handle(f, junk[3]!)).status, 429, 'junk still gets 429');
 });
 
 test('IPv6 clients share a failure budget per /64; IPv4 addresses each have their own', async (t) => {

@@ -39,13 +39,14 @@ async function startAdminServer(options: { serverClockOffsetMs?: number } = {}):
   const whitelist = await Whitelist.open({ configEntries: [{ cidr: '192.168.1.0/24', note: 'LAN' }], file: join(dir, 'whitelist.json'), logger, watch: false });
   const status = () => ({ agent: 'home', localPort: 25305, connected: true, publicAddress: { ip: '198.51.100.2', port: 41000 }, reachable: true, addressChanges: 0, updatedAt: new Date().toISOString(), pid: process.pid });
   const now = () => Date.now() + (options.serverClockOffsetMs ?? 0);
-  const api = new AdminApi({ keys, backend: createLocalAdminBackend({ whitelist, status }), logger, allowMeTtlMs: 86_400_000, maxTtlMs: 7 * 86_400_000, now });
+  const backend = createLocalAdminBackend({ whitelist, status });
+  const api = new AdminApi({ keys, logger, allowMeTtlMs: 86_400_000, maxTtlMs: 7 * 86_400_000, now });
   const server: Server = createServer({ ...tls.material }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const target = req.url ?? '/';
-      void api.handle({ method: req.method ?? 'GET', target, route: target.replace(/^\/api\//, ''), authorization: req.headers.authorization, body: Buffer.concat(chunks), clientIp: req.socket.remoteAddress ?? '' })
+      void api.handle({ method: req.method ?? 'GET', target, route: target.replace(/^\/api\//, ''), authorization: req.headers.authorization, body: Buffer.concat(chunks), clientIp: req.socket.remoteAddress ?? '' }, backend)
         .then((answer) => res.writeHead(answer.status, answer.headers).end(answer.body));
     });
   });

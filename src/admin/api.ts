@@ -23,7 +23,6 @@ export const MIN_PREFIX = { 4: 8, 6: 32 } as const;
 
 export interface AdminApiOptions {
   keys: KeyStore;
-  backend: AdminBackend;
   logger: Logger;
   /** Lifetime of an allow-me entry, and of a POST whitelist entry without ttl. */
   allowMeTtlMs: number;
@@ -123,12 +122,16 @@ export class AdminApi {
     this.nonces = new ReplayCache({ windowMs: 2 * MAX_CLOCK_SKEW_S * 1000, now: this.now });
   }
 
-  /** Answers one request; never throws (a backend that throws becomes a 500 and a log line). */
-  async handle(raw: AdminHttpRequest): Promise<AdminHttpResponse> {
+  /**
+   * Answers one request, applied to `backend` (the rendezvous passes the backend of the agent the path
+   * names; one AdminApi keeps one failure budget and replay cache for all of them). Never throws: a
+   * backend that throws becomes a 500 and a log line.
+   */
+  async handle(raw: AdminHttpRequest, backend: AdminBackend): Promise<AdminHttpResponse> {
     const request = { ...raw, method: raw.method.toUpperCase(), clientIp: normalizeClientAddress(raw.clientIp) };
     try {
       const checked = await this.check(request);
-      return checked.ok ? await this.perform(checked.value) : checked.response;
+      return checked.ok ? await this.perform(checked.value, backend) : checked.response;
     } catch (error) {
       this.options.logger.error({ client: request.clientIp, target: request.target, err: String(error) }, 'admin request failed');
       return reply(500, { error: 'internal error; see the server log' });
@@ -185,12 +188,12 @@ export class AdminApi {
     return { ok: true, value: key };
   }
 
-  private async perform({ request, actor, endpoint, parameter }: Authorized): Promise<AdminHttpResponse> {
+  private async perform({ request, actor, endpoint, parameter }: Authorized, backend: AdminBackend): Promise<AdminHttpResponse> {
     switch (endpoint.operation) {
       case 'status':
-        return answer(await this.options.backend.status(), 200, (status) => status);
+        return answer(await backend.status(), 200, (status) => status);
       case 'list':
-        return answer(await this.options.backend.list(), 200, (entries) => ({ entries }));
+        return answer(await backend.list(), 200, (entries) => ({ entries }));
       case 'add': {
         const body = this.entryBody(request.body, ['cidr', 'note', 'ttl'], false);
         if (!body.ok) return this.refuseBody(request, actor, body.error);
@@ -198,19 +201,19 @@ export class AdminApi {
         if (!cidr.ok) return this.refuseBody(request, actor, cidr.error);
         const tooBroad = networkTooBroad(cidr.value);
         if (tooBroad !== undefined) return this.refuseBody(request, actor, tooBroad);
-        return this.add({ ...body.value.entry, cidr: cidr.value.text }, actor, request.target);
+        return this.add(backend, { ...body.value.entry, cidr: cidr.value.text }, actor, request.target);
       }
       case 'allowMe': {
         const body = this.entryBody(request.body, ['note', 'ttl'], true, 'allow-me');
         if (!body.ok) return this.refuseBody(request, actor, body.error);
         const own = parseCidr(actor.clientIp);
         if (!own.ok) return reply(400, { error: `your address "${actor.clientIp}" is not an IP address` });
-        return this.add({ ...body.value.entry, cidr: own.value.text }, actor, request.target);
+        return this.add(backend, { ...body.value.entry, cidr: own.value.text }, actor, request.target);
       }
       case 'remove': {
         const cidr = parseCidrParameter(parameter);
         if (!cidr.ok) return this.refuseBody(request, actor, cidr.error);
-        const outcome = await this.options.backend.remove(cidr.value.text, actor);
+        const outcome = await backend.remove(cidr.value.text, actor);
         if (outcome.ok) {
           const { keyId, clientIp: client } = actor;
           this.options.logger.info({ keyId, client, target: request.target, cidr: cidr.value.text, removed: outcome.value.removed }, 'admin: whitelist entry removed');
@@ -221,8 +224,8 @@ export class AdminApi {
   }
 
   /** `target` goes into the log line: on the rendezvous it names the agent. */
-  private async add(entry: { cidr: string; note?: string; ttlMs: number }, actor: Actor, target: string): Promise<AdminHttpResponse> {
-    const outcome = await this.options.backend.add(entry, actor);
+  private async add(backend: AdminBackend, entry: { cidr: string; note?: string; ttlMs: number }, actor: Actor, target: string): Promise<AdminHttpResponse> {
+    const outcome = await backend.add(entry, actor);
     if (outcome.ok) {
       const { cidr, note, expires } = outcome.value;
       this.options.logger.info({ keyId: actor.keyId, client: actor.clientIp, target, cidr, note, expires }, 'admin: whitelist entry added');

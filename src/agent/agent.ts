@@ -117,8 +117,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   }
   if (config.admin && keys) {
     const { listen, allowMeTtlMs, maxTtlMs } = config.admin;
-    const api = new AdminApi({ keys, backend: adminBackend, logger, allowMeTtlMs, maxTtlMs });
-    adminListener = await startAdminListener({ listen, certificates, handle: (request) => api.handle(request), logger }).catch(async (error: Error) => {
+    const api = new AdminApi({ keys, logger, allowMeTtlMs, maxTtlMs });
+    adminListener = await startAdminListener({ listen, certificates, handle: (request) => api.handle(request, adminBackend), logger }).catch(async (error: Error) => {
       await holder.close();
       releaseAll();
       throw new Error(`${config.file}: ${error.message}`);

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { AdminApi } from '../admin/api.js';
 import type { Actor, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiStatus, Outcome } from '../admin/api-types.js';
 import type { KeyStore } from '../admin/key-store.js';
@@ -97,28 +96,24 @@ export interface RemoteAdminOptions {
 /**
  * The admin API at `/api/agents/<name>/...`: the same AdminApi as on the agent, verified with the
  * rendezvous's own keys, applied to the named agent over its control connection. One AdminApi serves every
- * agent, so a client's failure budget and the replay cache are per rendezvous, not per agent; the agent a
- * request is for travels with it in an AsyncLocalStorage, because the API's backend calls do not name it.
+ * agent, so a client's failure budget and the replay cache are per rendezvous, not per agent.
  */
 export class RemoteAdmin {
-  private readonly target = new AsyncLocalStorage<string>();
   private readonly api: AdminApi;
 
-  constructor(options: RemoteAdminOptions) {
-    const backend = remoteBackend(() => this.target.getStore()!, options.agents);
-    this.api = new AdminApi({ keys: options.keys, backend, logger: options.logger, allowMeTtlMs: options.allowMeTtlMs, maxTtlMs: options.maxTtlMs });
+  constructor(private readonly options: RemoteAdminOptions) {
+    this.api = new AdminApi({ keys: options.keys, logger: options.logger, allowMeTtlMs: options.allowMeTtlMs, maxTtlMs: options.maxTtlMs });
   }
 
   handle(agent: string, request: AdminHttpRequest): Promise<AdminHttpResponse> {
-    return this.target.run(agent, () => this.api.handle(request));
+    return this.api.handle(request, remoteBackend(agent, this.options.agents));
   }
 }
 
-/** An AdminBackend for the agent `agentName()` names: status from the registry, whitelist from the agent. */
-export function remoteBackend(agentName: () => string, agents: AgentDirectory): AdminBackend {
+/** An AdminBackend for the agent `name`: status from the registry, whitelist from the agent. */
+function remoteBackend(name: string, agents: AgentDirectory): AdminBackend {
   /** The configured agent, or a 404 (only an authenticated client gets this far: no probing for names). */
   const find = (): Outcome<Readonly<AgentRecord>> => {
-    const name = agentName();
     const record = agents.lookup(name);
     return record ? { ok: true, value: record } : { ok: false, status: 404, error: `no agent named "${name.slice(0, 63)}" on this rendezvous` };
   };
