@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
+import { spanInWords } from '../common/duration.js';
 import { err, ok, type Result } from '../common/result.js';
 import { authorizationHeader, type AdminKey } from './signature.js';
 import type { ApiStatus, ApiWhitelistEntry } from './api-types.js';
@@ -186,18 +187,4 @@ function entryOf(answer: Result<{ entry: ApiWhitelistEntry }>): Result<ApiWhitel
 export function clockSkewMessage(offsetMs: number, server: string): string {
   const direction = offsetMs > 0 ? 'behind' : 'ahead of';
   return `your clock is ${spanInWords(Math.abs(offsetMs))} ${direction} ${server}; fix the time (NTP) and retry`;
-}
-
-const SPAN_UNITS = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]] as const;
-
-/** A time span in its two largest units, rounded down to seconds: "7 min 12 s", "23 h 59 min", "0 s". */
-export function spanInWords(ms: number): string {
-  const rounded = Math.floor(ms / 1000) * 1000;
-  const first = SPAN_UNITS.findIndex(([, size]) => rounded >= size);
-  if (first < 0) return '0 s';
-  const [unit, size] = SPAN_UNITS[first]!;
-  const words = `${Math.floor(rounded / size)} ${unit}`;
-  const next = SPAN_UNITS[first + 1];
-  const remainder = next === undefined ? 0 : Math.floor((rounded % size) / next[1]);
-  return remainder > 0 ? `${words} ${remainder} ${next![0]}` : words;
 }

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_TTL_MS } from '../config/agent-types.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder } from '../protocol/messages.js';
 import type { AgentStatus } from './status.js';
 import { parseCidr } from '../common/cidr.js';
-import type { Whitelist, WhitelistEntry } from './whitelist/store.js';
+import { isLive, type Whitelist, type WhitelistEntry } from './whitelist/store.js';
 
 export interface LocalAdminBackendOptions {
   whitelist: Whitelist;
@@ -30,7 +30,7 @@ export function createLocalAdminBackend({ whitelist, status, maxTtlMs = DEFAULT_
     },
     async list() {
       const nowMs = now();
-      const live = whitelist.entries().filter((entry) => entry.expires === undefined || entry.expires.getTime() > nowMs);
+      const live = whitelist.entries().filter((entry) => isLive(entry, nowMs));
       return { ok: true, value: live.map(apiEntry) };
     },
     async add({ cidr, note, ttlMs }) {

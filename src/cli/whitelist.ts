@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
-import { AdminClient, spanInWords, type AdminEndpoint } from '../admin/client.js';
+import { AdminClient, type AdminEndpoint } from '../admin/client.js';
 import type { ApiWhitelistEntry } from '../admin/api-types.js';
 import { parseAdminKey, type AdminKey } from '../admin/signature.js';
 import { parseCidr } from '../common/cidr.js';
-import { parseDuration } from '../common/duration.js';
+import { parseDuration, spanInWords } from '../common/duration.js';
 import type { Result } from '../common/result.js';
 import { formatHostPort, urlHost } from '../config/address.js';
 import { loadAgentConfig } from '../config/agent.js';

@@ -36,3 +36,17 @@ export function formatDuration(ms: number): string {
   }
   return out.join('');
 }
+
+const SPAN_UNITS = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]] as const;
+
+/** A time span in its two largest units, rounded down to seconds: "7 min 12 s", "23 h 59 min", "0 s". */
+export function spanInWords(ms: number): string {
+  const rounded = Math.floor(ms / 1000) * 1000;
+  const first = SPAN_UNITS.findIndex(([, size]) => rounded >= size);
+  if (first < 0) return '0 s';
+  const [unit, size] = SPAN_UNITS[first]!;
+  const words = `${Math.floor(rounded / size)} ${unit}`;
+  const next = SPAN_UNITS[first + 1];
+  const remainder = next === undefined ? 0 : Math.floor((rounded % size) / next[1]);
+  return remainder > 0 ? `${words} ${remainder} ${next![0]}` : words;
+}

@@ -310,7 +310,8 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
   }
 }
 
-function isLive(entry: WhitelistEntry, nowMs: number): boolean {
+/** Whether an entry still counts at `nowMs`: no expiry, or one still ahead. */
+export function isLive(entry: WhitelistEntry, nowMs: number): boolean {
   return entry.expires === undefined || entry.expires.getTime() > nowMs;
 }
 
