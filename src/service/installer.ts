@@ -94,43 +94,35 @@ export function planInstall(d: ServiceDescription, nodeRealPath = d.nodePath): S
 
 function planSystemdInstall(d: ServiceDescription): ServicePlan {
   const unit = systemdServiceName(d);
-  const files = plannedServiceFiles(d);
-  return {
-    stop: stopCommands(d),
-    remove: staleFiles(d, files),
-    files,
-    commands: [
-      // Creates the system account if it is missing and leaves an existing one alone.
-      ['systemd-sysusers', '--inline', `u ${d.user} - "homeport ${d.program}"`],
-      ...directoryCommands(d),
-      ['systemctl', 'daemon-reload'],
-      ...systemdEnabledUnits(d, d.reregisterCalendar !== undefined).map((name) => ['systemctl', 'enable', '--now', name]),
-    ],
-    notes: [`restart with: systemctl restart ${unit}; logs: journalctl -u ${unit}`],
-  };
+  return installPlan(d, [
+    // Creates the system account if it is missing and leaves an existing one alone.
+    ['systemd-sysusers', '--inline', `u ${d.user} - "homeport ${d.program}"`],
+    ...directoryCommands(d),
+    ['systemctl', 'daemon-reload'],
+    ...systemdEnabledUnits(d, d.reregisterCalendar !== undefined).map((name) => ['systemctl', 'enable', '--now', name]),
+  ], [`restart with: systemctl restart ${unit}; logs: journalctl -u ${unit}`]);
 }
 
 function planLaunchdInstall(d: ServiceDescription, nodeRealPath: string): ServicePlan {
   const upgrades = nodeRealPath === d.nodePath ? '' : '; after upgrading node run install-service again, so it allows the new binary';
+  return installPlan(d, [
+    ...directoryCommands(d),
+    ...launchdLabels(d, d.reregisterCalendar !== undefined).flatMap((label) => [
+      ['launchctl', 'enable', `system/${label}`],
+      ['launchctl', 'bootstrap', 'system', path.posix.join(LAUNCH_DAEMONS_DIR, launchdPlistName({ label }))],
+    ]),
+    [FIREWALL, '--add', nodeRealPath],
+    [FIREWALL, '--unblockapp', nodeRealPath],
+  ], [
+    `the application firewall lets ${nodeRealPath} accept inbound connections: ${d.program === 'agent' ? 'the punched port must reach the agent' : 'agents and browsers must reach the rendezvous'}${upgrades}`,
+    `restart with: launchctl kickstart -k system/${d.label}; logs: ${programLogPath(d)} (rotated daily by newsyslog)`,
+  ]);
+}
+
+/** Either platform's install: stop what an earlier install started, drop its stale files, write, then run. */
+function installPlan(d: ServiceDescription, commands: string[][], notes: string[]): ServicePlan {
   const files = plannedServiceFiles(d);
-  return {
-    stop: stopCommands(d),
-    remove: staleFiles(d, files),
-    files,
-    commands: [
-      ...directoryCommands(d),
-      ...launchdLabels(d, d.reregisterCalendar !== undefined).flatMap((label) => [
-        ['launchctl', 'enable', `system/${label}`],
-        ['launchctl', 'bootstrap', 'system', path.posix.join(LAUNCH_DAEMONS_DIR, launchdPlistName({ label }))],
-      ]),
-      [FIREWALL, '--add', nodeRealPath],
-      [FIREWALL, '--unblockapp', nodeRealPath],
-    ],
-    notes: [
-      `the application firewall lets ${nodeRealPath} accept inbound connections: ${d.program === 'agent' ? 'the punched port must reach the agent' : 'agents and browsers must reach the rendezvous'}${upgrades}`,
-      `restart with: launchctl kickstart -k system/${d.label}; logs: ${programLogPath(d)} (rotated daily by newsyslog)`,
-    ],
-  };
+  return { stop: stopCommands(d), remove: staleFiles(d, files), files, commands, notes };
 }
 
 /**
