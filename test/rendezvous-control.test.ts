@@ -112,7 +112,7 @@ async function startControl(options: { heartbeatMs?: number; limits?: Partial<Co
   const { logger, lines } = captureLogs();
   const registry = await Registry.open({ file: join(await tempDir(), 'registry.json'), agents: ['home', 'cabin'], logger });
   const control = new ControlServer({
-    agents: [{ name: 'home', secret: SECRET }, { name: 'cabin', secret: 'cabin-secret-0123456789' }],
+    agents: [{ name: 'home', secret: SECRET, mode: 'direct' }, { name: 'cabin', secret: 'cabin-secret-0123456789', mode: 'direct' }],
     registry,
     heartbeatMs: options.heartbeatMs ?? 5000,
     logger,

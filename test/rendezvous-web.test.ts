@@ -31,7 +31,7 @@ const RECORDS = new Map<string, AgentRecord>([
 ]);
 
 function directory(allow: string[] = []): RedirectDirectory {
-  return { lookup: (name) => RECORDS.get(name), allow: new AddressAllowList(allow) };
+  return { lookup: (name) => RECORDS.get(name), allow: new AddressAllowList(allow), relayOf: () => ({ mode: 'direct' }) };
 }
 
 function get(url: string, clientIp = '192.0.2.50', allow: string[] = [], method = 'GET'): WebResponse {

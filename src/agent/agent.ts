@@ -103,6 +103,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       holder = link = await startRendezvousLink({
         config: config as AgentConfig & { rendezvous: AgentRendezvousConfig },
         onConnection,
+        onOtherPath: (socket, client) => pipeline.accept(socket, client),
+        allows: (ip) => whitelist.allows(ip),
         fingerprint: () => certificates.leafFingerprint256(),
         admin: (order) => executeAdminOrder(adminBackend, order, logger),
         onStatusChange: (urgent) => statusFile?.update(urgent),

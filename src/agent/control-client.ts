@@ -6,7 +6,7 @@ import { err, type Result } from '../common/result.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
-import { adminResultParts, type AdminMessage, type AdminOrder, type Message, type WelcomeMessage } from '../protocol/messages.js';
+import { adminResultParts, PROTOCOL_VERSION, type AdminMessage, type AdminOrder, type Message, type ObservedAddress, type WelcomeMessage } from '../protocol/messages.js';
 import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
 import type { AdminAnswer } from './admin-backend.js';
 import type { PunchedPort } from './punch.js';
@@ -33,6 +33,10 @@ interface ControlEvents {
   observed: [observed: PublicAddress];
   probe: [result: Reachability];
   disconnected: [reason: string];
+  /** The rendezvous asks for `count` more work connections for its relay. */
+  openWork: [count: number];
+  /** A `homeport connect` client at `peer` wants a punched connection; `id` names it on the side connection. */
+  punch: [id: string, peer: ObservedAddress];
 }
 
 /**
@@ -141,7 +145,7 @@ class Session {
     this.connection.on('protocol-error', (reason) => this.end(`protocol error: ${reason}`));
     this.connection.on('close', () => this.end('connection closed by the rendezvous or the network'));
     this.armDeadline();
-    this.connection.send({ type: 'hello', version: 1, agent: options.name, nonce: this.clientNonce });
+    this.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent: options.name, nonce: this.clientNonce });
   }
 
   end(reason: string): void {
@@ -171,8 +175,11 @@ class Session {
     const verified = opened.value;
     if (verified.type === 'pong') this.owner.emit('observed', verified.observed);
     else if (verified.type === 'probe') {
-      this.owner.emit('probe', { reachable: verified.reachable, checkedAt: verified.checkedAt, ...(verified.reason ? { reason: verified.reason } : {}) });
+      const { reachable, checkedAt, reason, path } = verified;
+      this.owner.emit('probe', { reachable, checkedAt, ...(reason ? { reason } : {}), ...(path ? { path } : {}) });
     } else if (verified.type === 'admin') void this.answerAdmin(verified);
+    else if (verified.type === 'openWork') this.owner.emit('openWork', verified.count);
+    else if (verified.type === 'punch') this.owner.emit('punch', verified.id, verified.peer);
   }
 
   /** Runs the order and sends the answer, in parts, on this same connection (the rendezvous waits on it). */

@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
+import type { PathName } from '../protocol/messages.js';
 import type { PublicAddress } from './status.js';
 
 export interface Reachability {
   reachable: boolean;
   reason?: string;
   checkedAt: string;
+  /** How the rendezvous sends users here now (direct, relay, none); `reason` says why when not direct. */
+  path?: PathName;
 }
 
 /**

@@ -8,6 +8,8 @@ import { ControlClient, type ControlClientOptions } from './control-client.js';
 import type { PortHolder } from './lan-listener.js';
 import { PublicAddressTracker } from './public-address.js';
 import { PunchedPort } from './punch.js';
+import { createPunchResponder } from './punch-responder.js';
+import { WorkConnections } from './work-connections.js';
 import { scheduleReregister } from './schedule.js';
 import type { AgentStatus } from './status.js';
 
@@ -17,7 +19,7 @@ export interface RendezvousLink extends PortHolder {
   readonly tracker: PublicAddressTracker;
   readonly connected: boolean;
   /** Status fields this link knows. */
-  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges'>;
+  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'path' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges'>;
   reregister(reason: string): void;
   /** The rendezvous's address as the current control connection reached it: its reachability checks come from there. */
   rendezvousAddress(): string | undefined;
@@ -26,6 +28,10 @@ export interface RendezvousLink extends PortHolder {
 export interface RendezvousLinkOptions {
   config: AgentConfig & { rendezvous: AgentRendezvousConfig };
   onConnection: (socket: Socket) => void;
+  /** A user's connection that came another way (relayed, punched), with its true client address. */
+  onOtherPath: (socket: Socket, client: string) => void;
+  /** The whitelist, asked before dialling a `homeport connect` client. */
+  allows: (ip: string) => boolean;
   fingerprint: () => string;
   /** Carries out the admin orders the rendezvous forwards. */
   admin: ControlClientOptions['admin'];
@@ -39,7 +45,7 @@ export interface RendezvousLinkOptions {
  * the DDNS hook on a change, the daily re-register job and the watch that re-registers sooner when the
  * network changes.
  */
-export async function startRendezvousLink({ config, onConnection, fingerprint, admin, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
+export async function startRendezvousLink({ config, onConnection, onOtherPath, allows, fingerprint, admin, onStatusChange, logger }: RendezvousLinkOptions): Promise<RendezvousLink> {
   const rv = config.rendezvous;
   const log = logger.child({ component: 'rendezvous' });
   const port = new PunchedPort({
@@ -51,6 +57,10 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, a
   });
   const tracker = new PublicAddressTracker();
   const control = new ControlClient({ name: config.agent.name, config: rv, port, fingerprint, admin, logger: log });
+  const side = { server: rv.server, agent: config.agent.name, secret: rv.secret, timeoutMs: CONNECT_TIMEOUT_MS };
+  const work = new WorkConnections({ ...side, onRelayed: onOtherPath, logger: log });
+  control.on('openWork', (count) => work.add(count));
+  control.on('punch', createPunchResponder({ ...side, allows, onPunched: onOtherPath, logger: log }));
 
   let registeredAt: Date | undefined;
   control.on('registered', (observed) => {
@@ -65,9 +75,9 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, a
   });
   control.on('probe', (result) => {
     const previous = tracker.reachability;
-    const changed = previous?.reachable !== result.reachable || previous?.reason !== result.reason;
+    const changed = previous?.reachable !== result.reachable || previous?.reason !== result.reason || previous?.path !== result.path;
     tracker.recordProbe(result);
-    if (changed) log.info({ reachable: result.reachable, reason: result.reason }, 'reachability check');
+    if (changed) log.info({ reachable: result.reachable, reason: result.reason, path: result.path }, 'reachability check');
     onStatusChange(changed);
   });
   control.on('disconnected', () => onStatusChange(true));
@@ -103,7 +113,12 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, a
       connected: control.connected,
       ...(tracker.current ? { publicAddress: tracker.current, since: tracker.since!.toISOString() } : {}),
       ...(tracker.reachability
-        ? { reachable: tracker.reachability.reachable, checkedAt: tracker.reachability.checkedAt, ...(tracker.reachability.reason ? { reachableReason: tracker.reachability.reason } : {}) }
+        ? {
+          reachable: tracker.reachability.reachable,
+          checkedAt: tracker.reachability.checkedAt,
+          ...(tracker.reachability.reason ? { reachableReason: tracker.reachability.reason } : {}),
+          ...(tracker.reachability.path ? { path: tracker.reachability.path } : {}),
+        }
         : {}),
       ...(tracker.lastHeartbeat ? { lastHeartbeat: tracker.lastHeartbeat.toISOString() } : {}),
       ...(registeredAt ? { registeredAt: registeredAt.toISOString() } : {}),
@@ -114,6 +129,7 @@ export async function startRendezvousLink({ config, onConnection, fingerprint, a
     async close() {
       schedule.stop();
       stopWatch();
+      work.close();
       await control.close();
       await port.close();
     },

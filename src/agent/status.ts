@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
 import { formatAddress } from '../config/address.js';
+import type { PathName } from '../protocol/messages.js';
 
 export interface PublicAddress {
   ip: string;
@@ -20,6 +21,8 @@ export interface AgentStatus {
   reachable?: boolean;
   reachableReason?: string;
   checkedAt?: string;
+  /** How the rendezvous sends users here, from its last reachability message. */
+  path?: PathName;
   lastHeartbeat?: string;
   /** ISO time of the last successful registration with the rendezvous. */
   registeredAt?: string;
@@ -44,12 +47,24 @@ export function formatStatus(status: AgentStatus, now: Date): string {
     ['rendezvous', status.rendezvous ? `${status.rendezvous} (${status.connected ? 'connected' : 'disconnected'})` : 'not configured (LAN only)'],
     ['public address', status.publicAddress ? `${formatAddress(status.publicAddress)} since ${status.since} (${ago(status.since)})` : 'unknown'],
     ['reachable', reach],
+    ['path', describePath(status)],
     ['last heartbeat', ago(status.lastHeartbeat)],
     ['address changes', String(status.addressChanges)],
     ['updated', `${status.updatedAt} (pid ${status.pid})`],
   ];
   const width = Math.max(...lines.map(([key]) => key!.length));
   return lines.map(([key, value]) => `${key!.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** The path users take, and why, in words. */
+export function describePath(status: Pick<AgentStatus, 'path' | 'reachable' | 'reachableReason'>): string {
+  const why = status.reachableReason ?? 'unknown reason';
+  switch (status.path) {
+    case 'direct': return 'direct (the punched port passed the reachability check)';
+    case 'relay': return status.reachable ? 'relay (the rendezvous relays this agent: mode = "relay")' : `relay (the punched port is unreachable: ${why})`;
+    case 'none': return `none (unreachable: ${why}; the rendezvous has no relay for this agent)`;
+    default: return 'not known yet';
+  }
 }
 
 /**

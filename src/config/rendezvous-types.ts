@@ -2,11 +2,31 @@ import type { ListenAddress, TlsConfig } from './agent-types.js';
 
 /** The rendezvous's configuration after validation: every path absolute, every duration in ms. */
 
+/** How `/go/<agent>/` sends users: by the reachability check (auto), always direct, always through the relay. */
+export const AGENT_MODES = ['auto', 'direct', 'relay'] as const;
+export type AgentMode = (typeof AGENT_MODES)[number];
+
 export interface RendezvousAgentEntry {
   /** AGENT_NAME_PATTERN ([a-z0-9-], at most 63): it appears in `/go/<name>/` URLs and in the protocol. */
   name: string;
   /** The shared secret (from the file or from `secretEnv`), at least MIN_SECRET_CHARS long. Never logged. */
   secret: string;
+  mode: AgentMode;
+  /** The agent's relay; absent when the agent has none (mode is then "direct"). */
+  relay?: RelaySettings;
+}
+
+/** One agent's relay port on the rendezvous: user TLS bytes pass through it to the agent's work connections. */
+export interface RelaySettings {
+  listen: ListenAddress;
+  /** Relayed connections open at once; one more is refused. */
+  maxConnections: number;
+  /** Bytes per second for all of the agent's relayed connections together, both directions; 0 = unlimited. */
+  bytesPerSecond: number;
+  /** A relayed connection with no byte in either direction for this long is closed. */
+  idleMs: number;
+  /** Idle work connections the agent keeps open to the rendezvous, so a user's first byte waits for none. */
+  pool: number;
 }
 
 export interface RendezvousSettings {
@@ -23,6 +43,8 @@ export interface RendezvousSettings {
   probeTimeoutMs: number;
   /** Canonical CIDRs ("203.0.113.0/24") allowed to ask for redirects; empty = everyone. */
   redirectAllow: string[];
+  /** The host name users reach the relay ports at; default the host they asked /go/ at. */
+  publicHost?: string;
 }
 
 /** The optional [admin] section: limits of the admin API at `/api/agents/<name>/...`. */
@@ -50,3 +72,11 @@ export const RENDEZVOUS_DEFAULTS = {
   probeIntervalMs: 30_000,
   probeTimeoutMs: 5_000,
 } as const;
+
+export const RELAY_DEFAULTS = {
+  maxConnections: 64,
+  idleMs: 30 * 60_000,
+  pool: 2,
+} as const;
+/** More idle work connections than this per agent would only hold sockets open for nothing. */
+export const MAX_RELAY_POOL = 16;

@@ -2,13 +2,14 @@ import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../common/cidr.js';
 import { formatDuration } from '../common/duration.js';
 import { AGENT_NAME_PATTERN, MAX_ADMIN_TTL_MS, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
-import { parseHostPort } from './address.js';
+import { parseByteRate } from '../common/byte-rate.js';
+import { isHostnameOrIp, parseHostPort } from './address.js';
 import { DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_MAX_TTL_MS, type ListenAddress } from './agent-types.js';
 import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
 import {
-  RENDEZVOUS_DEFAULTS, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
+  AGENT_MODES, MAX_RELAY_POOL, RELAY_DEFAULTS, RENDEZVOUS_DEFAULTS, type RelaySettings, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
 } from './rendezvous-types.js';
 
 /** Reads, parses and validates a rendezvous config file; throws ConfigError listing every problem. */
@@ -39,7 +40,7 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
 }
 
 function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
-  table.rejectUnknown(['control', 'http', 'stateDir', 'heartbeat', 'probeInterval', 'probeTimeout', 'redirectAllow']);
+  table.rejectUnknown(['control', 'http', 'stateDir', 'heartbeat', 'probeInterval', 'probeTimeout', 'redirectAllow', 'publicHost']);
   const control = readListen(table, 'control', RENDEZVOUS_DEFAULTS.control);
   const http = readListen(table, 'http', RENDEZVOUS_DEFAULTS.http);
   if (control.port !== 0 && control.port === http.port && control.host === http.host) {
@@ -51,7 +52,10 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     table.problems.add(`${table.key('redirectAllow')}[${index}]`, `"${cidr}" ${parsed.error}`);
     return [];
   });
+  const publicHost = table.optionalString('publicHost');
+  if (publicHost !== undefined && !isHostnameOrIp(publicHost)) table.problems.add(table.key('publicHost'), `"${publicHost}" is not a host name; write the name users reach the rendezvous at, e.g. "rdv.example.com"`);
   return {
+    ...(publicHost !== undefined ? { publicHost } : {}),
     control,
     http,
     stateDir: resolve(baseDir, table.string('stateDir', './state') ?? './state'),
@@ -99,7 +103,7 @@ function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Pro
   const seen = new Set<string>();
   const agents: RendezvousAgentEntry[] = [];
   for (const table of tables) {
-    table.rejectUnknown(['name', 'secret', 'secretEnv']);
+    table.rejectUnknown(['name', 'secret', 'secretEnv', 'mode', 'relay', 'relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool']);
     const name = table.string('name');
     if (name !== undefined && !AGENT_NAME_PATTERN.test(name)) {
       problems.add(table.key('name'), `"${name}" must be lower-case letters, digits and dashes, at most 63 (it appears in URLs)`);
@@ -108,9 +112,38 @@ function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Pro
     }
     if (name !== undefined) seen.add(name);
     const secret = readSecret(table, env);
-    if (name !== undefined && secret !== undefined) agents.push({ name, secret });
+    const relay = readRelay(table);
+    const mode = table.oneOf('mode', AGENT_MODES, relay ? 'auto' : 'direct');
+    if (mode === 'relay' && !relay) problems.add(table.key('mode'), '"relay" needs a relay port; add relay = "0.0.0.0:9443" to this [[agent]]');
+    if (name !== undefined && secret !== undefined && mode !== undefined) agents.push({ name, secret, mode, ...(relay ? { relay } : {}) });
   }
   return agents;
+}
+
+/** The relay keys of one [[agent]]; undefined without `relay`. */
+function readRelay(table: TableReader): RelaySettings | undefined {
+  const listenText = table.optionalString('relay');
+  if (listenText === undefined) {
+    const stray = ['relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool'].find((key) => table.table[key] !== undefined);
+    if (stray !== undefined) table.problems.add(table.key(stray), 'needs relay = "0.0.0.0:9443" in the same [[agent]]: without a relay port it does nothing');
+    return undefined;
+  }
+  const listen = parseHostPort(listenText, { allowPortZero: true });
+  if (!listen.ok) table.problems.add(table.key('relay'), listen.error);
+  const maxConnections = readCount(table, 'relayMaxConnections', RELAY_DEFAULTS.maxConnections, 1, 100_000);
+  const pool = readCount(table, 'relayPool', RELAY_DEFAULTS.pool, 0, MAX_RELAY_POOL);
+  const rate = parseByteRate(table.string('relayRate', '0') ?? '0');
+  if (!rate.ok) table.problems.add(table.key('relayRate'), rate.error);
+  const idleMs = table.duration('relayIdle', RELAY_DEFAULTS.idleMs);
+  if (!listen.ok) return undefined;
+  return { listen: listen.value, maxConnections, bytesPerSecond: rate.ok ? rate.value : 0, idleMs, pool };
+}
+
+function readCount(table: TableReader, key: string, fallback: number, min: number, max: number): number {
+  const value = table.table[key] ?? fallback;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+  table.problems.add(table.key(key), `must be a whole number from ${min} to ${max}; the default is ${fallback}`);
+  return fallback;
 }
 
 /** `secret = "..."` in the file, or `secretEnv = "VAR"` naming an environment variable that holds it. */

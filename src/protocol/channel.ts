@@ -84,13 +84,35 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
   private finished = false;
   private cause: string | undefined;
 
+  private readonly onData = (chunk: Buffer): void => this.receive(chunk);
+  private readonly onError = (error: Error): void => {
+    this.cause ??= error.message;
+  };
+  private readonly onClose = (): void => {
+    this.emit('close', this.cause);
+  };
+
   constructor(readonly socket: Duplex) {
     super();
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (error: Error) => {
-      this.cause ??= error.message;
-    });
-    socket.once('close', () => this.emit('close', this.cause));
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.once('close', this.onClose);
+  }
+
+  /**
+   * Hands the socket over to raw bytes (a work connection after its handshake): no more frames are read or
+   * sent, and no 'close' is emitted. Fails when bytes past the last frame are already buffered: the peer sent
+   * more than the handshake allows. The new owner must listen for 'error' itself.
+   */
+  detach(): Result<Duplex> {
+    if (this.finished) return err('the connection is closed');
+    this.finished = true;
+    this.socket.pause(); // a flowing stream without a 'data' listener would drop what arrives next
+    this.socket.off('data', this.onData);
+    this.socket.off('close', this.onClose);
+    this.socket.off('error', this.onError);
+    if (this.decoder.bufferedBytes > 0) return err(`${this.decoder.bufferedBytes} bytes arrived after the handshake's last frame`);
+    return ok(this.socket);
   }
 
   /** Validates and writes one message; refuses (without throwing) when closed or invalid. */

@@ -27,6 +27,16 @@ import { err, ok, type Result } from '../common/result.js';
  *    the parsed message, so a field the parser dropped would otherwise ride along unauthenticated.
  * 4. A sealed message is accepted only if its type is one the peer's role sends (see session.ts), on top
  *    of the direction label inside the MAC.
+ * Relay and punching (side connections, each a fresh TCP connection to the control port):
+ * - work: agent `workHello` → server `challenge` → agent `workAuth`; the connection then waits, idle, in the
+ *   agent's pool on the rendezvous. For a user the rendezvous writes a sealed PROXY v2 header (proxy-v2.ts)
+ *   followed by the user's bytes: TLS still ends at the agent. Over the control channel the server asks for
+ *   more with sealed `openWork`.
+ * - punch: a `homeport connect` client sends `connect` from a fixed port; the server answers `route` with
+ *   the paths it knows (direct when the reachability check passed, the relay port). With `punch: true` it
+ *   sends the agent a sealed `punch` naming the client's mapped address; the agent dials a side connection
+ *   (`workHello` with that punch id) from a fresh port, whose mapped address the server returns to the
+ *   client in `route.peer`; then both connect to each other at once (TCP simultaneous open).
  * Choices the design left open: nonces are base64url of 16 random bytes (22 characters); `reregister` is
  * left out (the agent reconnects instead); after `welcome` an `error` must be sealed like any other frame.
  */
@@ -62,6 +72,12 @@ export interface ObservedAddress {
   ip: string;
   port: number;
 }
+
+/** How users reach an agent now, as the rendezvous decides it (`probe.path`, `route`). */
+export const PATHS = ['direct', 'relay', 'none'] as const;
+export type PathName = (typeof PATHS)[number];
+/** Most work connections the server asks for in one `openWork`. */
+export const MAX_OPEN_WORK = 16;
 
 /** agent → server: opens the handshake with a fresh client nonce. */
 export interface HelloMessage {
@@ -120,6 +136,64 @@ export interface ProbeMessage {
   reason?: string;
   /** When the check ran, as `Date.prototype.toISOString` prints it. */
   checkedAt: string;
+  /** How the rendezvous sends users to the agent now; `reason` says why when it is not direct. */
+  path?: PathName;
+}
+
+/** agent → server, on a fresh connection: opens a work (relay) or punch side connection. */
+export interface WorkHelloMessage {
+  type: 'workHello';
+  version: typeof PROTOCOL_VERSION;
+  agent: string;
+  nonce: string;
+  /** Set on a punch side connection: the id of the server's `punch`. */
+  punch?: string;
+}
+
+/** agent → server: proves the secret on a side connection (see workMac). */
+export interface WorkAuthMessage {
+  type: 'workAuth';
+  mac: string;
+}
+
+/** server → agent, sealed: open this many more work connections. */
+export interface OpenWorkMessage {
+  type: 'openWork';
+  seq: number;
+  mac: string;
+  count: number;
+}
+
+/** server → agent, sealed: a `homeport connect` client at `peer` wants a punched connection. */
+export interface PunchMessage {
+  type: 'punch';
+  seq: number;
+  mac: string;
+  id: string;
+  peer: ObservedAddress;
+}
+
+/** client → server: which paths lead to `agent`; with `punch`, also coordinate a TCP hole punch. */
+export interface ConnectMessage {
+  type: 'connect';
+  version: typeof PROTOCOL_VERSION;
+  agent: string;
+  punch: boolean;
+}
+
+/** server → client: the answer to `connect`. */
+export interface RouteMessage {
+  type: 'route';
+  /** The agent's punched port, when the reachability check passed. */
+  direct?: ObservedAddress;
+  /** The port of the agent's relay on this rendezvous. */
+  relayPort?: number;
+  /** The agent's mapped address for the punch, when it answered in time. */
+  peer?: ObservedAddress;
+  /** The client's address as the server saw it. */
+  observed: ObservedAddress;
+  /** Why a path is missing, in words. */
+  reason?: string;
 }
 
 export type AdminOp = (typeof ADMIN_OPS)[number];
@@ -177,6 +251,12 @@ export type Message =
   | ProbeMessage
   | AdminMessage
   | AdminResultMessage
+  | WorkHelloMessage
+  | WorkAuthMessage
+  | OpenWorkMessage
+  | PunchMessage
+  | ConnectMessage
+  | RouteMessage
   | ErrorMessage;
 
 export type MessageType = Message['type'];
@@ -314,6 +394,9 @@ const seq = integer(1, Number.MAX_SAFE_INTEGER);
 const requestId = integer(1, Number.MAX_SAFE_INTEGER);
 const keyId = matching(KEY_ID_PATTERN, 'an admin key id of 12 lowercase hex digits');
 
+const pathName: Check = (value, field) =>
+  (PATHS as readonly unknown[]).includes(value) ? ok(value) : must(field, `one of ${PATHS.join(', ')}`, value);
+
 const adminOp: Check = (value, field) =>
   (ADMIN_OPS as readonly unknown[]).includes(value) ? ok(value) : must(field, `one of ${ADMIN_OPS.join(', ')}`, value);
 
@@ -345,7 +428,13 @@ const SCHEMAS: Record<MessageType, Schema> = {
   welcome: { required: { mac, observed, heartbeatMs: integer(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS), seq: exactly(0) } },
   ping: { required: { seq, mac } },
   pong: { required: { seq, mac, observed } },
-  probe: { required: { seq, mac, reachable: boolean, checkedAt: isoTime }, optional: { reason: text(MAX_TEXT_CHARS) } },
+  probe: { required: { seq, mac, reachable: boolean, checkedAt: isoTime }, optional: { reason: text(MAX_TEXT_CHARS), path: pathName } },
+  workHello: { required: { version, agent: agentName, nonce }, optional: { punch: nonce } },
+  workAuth: { required: { mac } },
+  openWork: { required: { seq, mac, count: integer(1, MAX_OPEN_WORK) } },
+  punch: { required: { seq, mac, id: nonce, peer: observed } },
+  connect: { required: { version, agent: agentName, punch: boolean } },
+  route: { required: { observed }, optional: { direct: observed, relayPort: port, peer: observed, reason: text(MAX_TEXT_CHARS) } },
   admin: {
     required: { seq, mac, id: requestId, op: adminOp },
     optional: { cidr: canonicalCidr, note: text(MAX_ADMIN_NOTE_CHARS), ttlMs: integer(1, MAX_ADMIN_TTL_MS), keyId, client: ip },

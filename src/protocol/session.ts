@@ -8,9 +8,11 @@ import {
   type Message,
   type MessageType,
   type ObservedAddress,
+  type OpenWorkMessage,
   type PingMessage,
   type PongMessage,
   type ProbeMessage,
+  type PunchMessage,
 } from './messages.js';
 
 /**
@@ -41,6 +43,8 @@ export type SealedMessage =
   | ProbeMessage
   | AdminMessage
   | AdminResultMessage
+  | OpenWorkMessage
+  | PunchMessage
   | (ErrorMessage & { seq: number; mac: string });
 /** A sealed message before sealing: what `SealedChannelState.seal` takes. */
 export type UnsealedMessage = SealedMessage extends infer M ? (M extends SealedMessage ? Omit<M, 'seq' | 'mac'> : never) : never;
@@ -48,7 +52,7 @@ export type UnsealedMessage = SealedMessage extends infer M ? (M extends SealedM
 /** Which sealed types each role sends; anything else arriving sealed is refused. */
 const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
   agent: new Set(['ping', 'adminResult', 'error']),
-  server: new Set(['pong', 'probe', 'admin', 'error']),
+  server: new Set(['pong', 'probe', 'admin', 'openWork', 'punch', 'error']),
 };
 const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
 
@@ -74,6 +78,19 @@ export function welcomeMac(
 ): string {
   const lines = ['homeport/1 welcome', agent, serverNonce, clientNonce, observed.ip, String(observed.port), String(heartbeatMs)];
   return hmacHex(secret, lines.join('\n'));
+}
+
+/**
+ * The agent's proof of the secret on a side connection (work or punch), bound to both nonces and, for a
+ * punch, to the punch id, so a captured handshake answers no other.
+ */
+export function workMac(secret: Secret, agent: string, clientNonce: string, serverNonce: string, punch: string | undefined): string {
+  return hmacHex(secret, ['homeport/1 work', agent, clientNonce, serverNonce, punch ?? ''].join('\n'));
+}
+
+/** The key that seals the PROXY header on one work connection: only the rendezvous that knows the secret can write it. */
+export function workKey(secret: Secret, clientNonce: string, serverNonce: string): Buffer {
+  return hmac(secret, `homeport/1 work-key\n${clientNonce}\n${serverNonce}`);
 }
 
 /** The 32-byte key that seals every frame after `welcome`. */

@@ -5,10 +5,10 @@ import type { ListenAddress } from '../config/agent-types.js';
 import type { RendezvousAgentEntry } from '../config/rendezvous-types.js';
 import { formatAddress } from '../config/address.js';
 import { normalizeIp } from './addresses.js';
-import { ControlSession, type SessionHost } from './control-session.js';
+import { ControlSession, type SessionHost, type SideConnection } from './control-session.js';
 import { listenOn } from '../common/listen.js';
 import { TokenBuckets } from '../common/token-buckets.js';
-import type { AdminOrder } from '../protocol/messages.js';
+import type { AdminOrder, ObservedAddress, PathName } from '../protocol/messages.js';
 import type { ProbeOutcome, Registry, RegistrationOutcome } from './registry.js';
 import { DEFAULT_ADMIN_TIMEOUT_MS, type AdminReply } from './remote-admin.js';
 
@@ -46,6 +46,8 @@ export interface ControlServerEvents {
   registered: [agent: string, outcome: RegistrationOutcome, serverIp: string | undefined];
   /** An agent's connection ended (and no newer one replaced it). */
   offline: [agent: string];
+  /** A work or punch connection proved its agent's secret, or a `homeport connect` client asked: the listener owns it now. */
+  side: [side: SideConnection];
 }
 
 /**
@@ -84,6 +86,12 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       heartbeat: (session) => options.registry.heartbeat(session.agent!),
       handshakeFailed: (session, why) => this.handshakeFailed(session, why),
       ended: (session, failure) => this.ended(session, failure),
+      detached: (session, side) => {
+        this.all.delete(session);
+        this.settlePending(session.observed.ip);
+        if (this.stopping) return void side.socket.destroy();
+        this.emit('side', side);
+      },
     };
     // a tenth of the shortest deadline, at most a second: a ghost lingers at most that much longer
     const sweepMs = Math.min(1000, Math.max(10, Math.min(this.limits.handshakeTimeoutMs, ControlSession.deadAfterMs(options.heartbeatMs)) / 10));
@@ -98,8 +106,18 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
   }
 
   /** Sends a reachability result to the agent's current session; false when it has none. */
-  sendProbe(agent: string, outcome: ProbeOutcome): boolean {
-    return this.current.get(agent)?.sendProbe(outcome) ?? false;
+  sendProbe(agent: string, outcome: ProbeOutcome, path: PathName): boolean {
+    return this.current.get(agent)?.sendProbe(outcome, path) ?? false;
+  }
+
+  /** Asks the agent for `count` more work connections; false when it has no session. */
+  sendOpenWork(agent: string, count: number): boolean {
+    return this.current.get(agent)?.sendOpenWork(count) ?? false;
+  }
+
+  /** Asks the agent to punch towards a `homeport connect` client; false when it has no session. */
+  sendPunch(agent: string, id: string, peer: ObservedAddress): boolean {
+    return this.current.get(agent)?.sendPunch(id, peer) ?? false;
   }
 
   /** Forwards an admin order to the agent's current session and waits for the answer; 503 when it has none. */

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
-import type { AdminOrder, AuthMessage, HelloMessage, Message, ObservedAddress } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, type AuthClaims } from '../protocol/session.js';
+import type { Duplex } from 'node:stream';
+import type { AdminOrder, AuthMessage, ConnectMessage, HelloMessage, Message, ObservedAddress, PathName, WorkAuthMessage, WorkHelloMessage } from '../protocol/messages.js';
+import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type AuthClaims } from '../protocol/session.js';
 import { normalizeIp } from './addresses.js';
 import type { ProbeOutcome } from './registry.js';
 import { PendingAdminRequests, type AdminReply } from './remote-admin.js';
@@ -21,7 +22,17 @@ export interface SessionHost {
   handshakeFailed(session: ControlSession, why: string): void;
   /** The connection is gone; `failure` says why when it was not an orderly end. */
   ended(session: ControlSession, failure: string | undefined): void;
+  /**
+   * The connection became a side connection (a work or punch connection that proved the agent's secret, or
+   * a `homeport connect` client's request); the session lets go of it and the host owns the socket.
+   */
+  detached(session: ControlSession, side: SideConnection): void;
 }
+
+/** A connection that left the control protocol after its first exchange. */
+export type SideConnection =
+  | { kind: 'work'; agent: string; socket: Duplex; observed: ObservedAddress; key: Buffer; punch?: string }
+  | { kind: 'connect'; request: ConnectMessage; socket: Duplex; observed: ObservedAddress };
 
 /**
  * An unchanged reachability verdict is sent to the agent again only after this long. Checks run every
@@ -46,16 +57,18 @@ export class ControlSession {
   /** The server address the agent connected to: the one its whitelist admits for reachability checks. */
   readonly serverIp: string | undefined;
   /** What only the handshake needs; dropped after it (10,000 sessions make every byte count). */
-  private handshake: { serverNonce: string; hello?: HelloMessage } | undefined = { serverNonce: newNonce() };
+  private handshake: { serverNonce: string; hello?: HelloMessage; workHello?: WorkHelloMessage } | undefined = { serverNonce: newNonce() };
   private sealed: SealedChannelState | undefined;
   private failure: string | undefined;
   /** The handshake deadline, then the liveness deadline (pushed back by every valid frame), in epoch ms. */
   private deadlineAt: number;
   private registered: { agent: string; claims: AuthClaims } | undefined;
   /** The last reachability verdict sent on this connection, and when. */
-  private probeSent: { reachable: boolean; reason: string | undefined; atMs: number } | undefined;
+  private probeSent: { reachable: boolean; reason: string | undefined; path: PathName; atMs: number } | undefined;
   /** Admin requests waiting for the agent; made on the first one. */
   private admin: PendingAdminRequests | undefined;
+  /** Set once the connection left the control protocol. */
+  private detachedAs: SideConnection['kind'] | undefined;
 
   constructor(socket: Socket, observedIp: string, private readonly host: SessionHost) {
     this.observed = { ip: observedIp, port: socket.remotePort ?? 0 };
@@ -64,6 +77,7 @@ export class ControlSession {
     this.connection.on('message', (message) => this.receive(message));
     this.connection.on('protocol-error', (reason) => this.noteFailure(`malformed frame: ${reason}`));
     this.connection.on('close', (cause) => {
+      if (this.detachedAs !== undefined) return;
       if (!this.registration) this.noteFailure(`closed during the handshake${cause ? ` (${cause})` : ''}`);
       this.admin?.failAll();
       host.ended(this, this.failure ?? (cause ? `connection lost (${cause})` : undefined));
@@ -95,15 +109,25 @@ export class ControlSession {
    * reason, and an unchanged one after PROBE_REPEAT_MS. False when the session cannot carry it (not
    * authenticated, closed).
    */
-  sendProbe(outcome: ProbeOutcome): boolean {
+  sendProbe(outcome: ProbeOutcome, path: PathName): boolean {
     if (!this.sealed) return false;
     const reason = outcome.reachable ? undefined : outcome.reason;
     const atMs = outcome.checkedAt.getTime();
     const sent = this.probeSent;
-    if (sent && sent.reachable === outcome.reachable && sent.reason === reason && atMs - sent.atMs < PROBE_REPEAT_MS) return true;
-    this.probeSent = { reachable: outcome.reachable, reason, atMs };
-    const message = { type: 'probe', reachable: outcome.reachable, ...(reason === undefined ? {} : { reason }), checkedAt: outcome.checkedAt.toISOString() } as const;
+    if (sent && sent.reachable === outcome.reachable && sent.reason === reason && sent.path === path && atMs - sent.atMs < PROBE_REPEAT_MS) return true;
+    this.probeSent = { reachable: outcome.reachable, reason, path, atMs };
+    const message = { type: 'probe', reachable: outcome.reachable, ...(reason === undefined ? {} : { reason }), checkedAt: outcome.checkedAt.toISOString(), path } as const;
     return this.connection.send(this.sealed.seal(message)).ok;
+  }
+
+  /** Asks the agent for `count` more work connections; false when this session cannot carry it. */
+  sendOpenWork(count: number): boolean {
+    return this.sealed !== undefined && this.connection.send(this.sealed.seal({ type: 'openWork', count })).ok;
+  }
+
+  /** Asks the agent to punch towards `peer` (a `homeport connect` client); false when this session cannot carry it. */
+  sendPunch(id: string, peer: ObservedAddress): boolean {
+    return this.sealed !== undefined && this.connection.send(this.sealed.seal({ type: 'punch', id, peer })).ok;
   }
 
   /** Forwards an admin order to the agent and waits for its answer (503 when this session cannot carry it). */
@@ -132,10 +156,16 @@ export class ControlSession {
   private receive(message: Message): void {
     if (this.sealed) return this.receiveSealed(this.sealed, message);
     const handshake = this.handshake!;
-    if (message.type === 'hello' && !handshake.hello) {
+    const first = !handshake.hello && !handshake.workHello;
+    if ((message.type === 'hello' || message.type === 'workHello') && first) {
       // Unknown names get a challenge too, and fail at auth with the same words: no probing for names.
-      handshake.hello = message;
+      if (message.type === 'hello') handshake.hello = message;
+      else handshake.workHello = message;
       this.connection.send({ type: 'challenge', nonce: handshake.serverNonce });
+    } else if (message.type === 'connect' && first) {
+      this.detach((socket) => ({ kind: 'connect', request: message, socket, observed: this.observed }));
+    } else if (message.type === 'workAuth' && handshake.workHello) {
+      this.authenticateWork(handshake.serverNonce, handshake.workHello, message);
     } else if (message.type === 'auth' && handshake.hello) {
       this.authenticate(handshake.serverNonce, handshake.hello, message);
     } else if (message.type === 'error') {
@@ -160,6 +190,32 @@ export class ControlSession {
     this.handshake = undefined;
     this.deadlineAt = Date.now() + ControlSession.deadAfterMs(heartbeatMs);
     this.host.authenticated(this);
+  }
+
+  /** A work or punch connection: the same secret, its own MAC; then the socket carries raw bytes. */
+  private authenticateWork(serverNonce: string, hello: WorkHelloMessage, auth: WorkAuthMessage): void {
+    const secret = this.host.secretOf(hello.agent);
+    if (secret === undefined) return this.refuse(`unknown agent "${hello.agent}" on a side connection`);
+    if (!macEquals(auth.mac, workMac(secret, hello.agent, hello.nonce, serverNonce, hello.punch))) {
+      return this.refuse(`bad work MAC for agent "${hello.agent}" (wrong secret?)`);
+    }
+    const key = workKey(secret, hello.nonce, serverNonce);
+    this.detach((socket) => ({ kind: 'work', agent: hello.agent, socket, observed: this.observed, key, ...(hello.punch ? { punch: hello.punch } : {}) }));
+  }
+
+  /** Lets go of the socket, or closes it when the peer sent more than the exchange allows. */
+  private detach(make: (socket: Duplex) => SideConnection): void {
+    const released = this.connection.detach();
+    if (!released.ok) {
+      this.noteFailure(`side connection: ${released.error}`);
+      this.connection.socket.destroy();
+      return;
+    }
+    const side = make(released.value);
+    this.detachedAs = side.kind;
+    this.handshake = undefined;
+    this.deadlineAt = Infinity;
+    this.host.detached(this, side);
   }
 
   private receiveSealed(sealed: SealedChannelState, message: Message): void {

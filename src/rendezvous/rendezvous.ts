@@ -5,7 +5,8 @@ import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import { formatHostPort } from '../config/address.js';
 import { ConfigError } from '../config/problems.js';
-import type { RendezvousConfig } from '../config/rendezvous-types.js';
+import type { AgentMode, RendezvousConfig } from '../config/rendezvous-types.js';
+import type { Socket } from 'node:net';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { formatAddress } from '../config/address.js';
 import { AddressAllowList } from './addresses.js';
@@ -15,11 +16,16 @@ import { ProbeScheduler, type ProbeFunction, type ProbeResult, type ProbeTarget 
 import { Registry, type AgentRecord } from './registry.js';
 import { RemoteAdmin } from './remote-admin.js';
 import { createWebServer } from './web.js';
+import { ConnectService } from './connect-service.js';
+import { choosePath } from './path.js';
+import { RelayHub } from './relay.js';
 
 export interface RunningRendezvous {
   /** Ports actually bound (they differ from the config when it asked for port 0). */
   readonly controlPort: number;
   readonly httpPort: number;
+  /** Agent → relay port bound, for the agents that have a relay. */
+  readonly relayPorts: ReadonlyMap<string, number>;
   readonly registry: Registry;
   readonly certificates: CertificateSource;
   /** SIGHUP: re-read the certificate files. */
@@ -34,6 +40,8 @@ export interface RendezvousOptions {
   registryWriteDelayMs?: number;
   /** How long a forwarded admin request waits for the agent. */
   adminTimeoutMs?: number;
+  /** How long a relayed user waits for a work connection when the pool is empty. */
+  workWaitMs?: number;
 }
 
 /** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users. */
@@ -61,6 +69,31 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     ...(options.controlLimits ? { limits: options.controlLimits } : {}),
     ...(options.adminTimeoutMs !== undefined ? { adminTimeoutMs: options.adminTimeoutMs } : {}),
   });
+  const relays = new RelayHub({
+    agents: config.agents,
+    requestWork: (agent, count) => control.sendOpenWork(agent, count),
+    logger,
+    ...(options.workWaitMs !== undefined ? { workWaitMs: options.workWaitMs } : {}),
+  });
+  const modes = new Map(config.agents.map((agent) => [agent.name, agent.mode]));
+  const relayOf = (name: string): { mode: AgentMode; port?: number } => {
+    const port = relays.portOf(name);
+    return { mode: modes.get(name) ?? 'direct', ...(port !== undefined ? { port } : {}) };
+  };
+  const allow = new AddressAllowList(settings.redirectAllow);
+  const connects = new ConnectService({
+    lookup: (name) => registry.get(name),
+    relayOf,
+    sendPunch: (agent, id, peer) => control.sendPunch(agent, id, peer),
+    allow,
+    logger,
+  });
+  control.on('side', (side) => {
+    if (side.kind === 'connect') return connects.handle(side.request, side.socket as Socket, side.observed);
+    const socket = side.socket as Socket;
+    if (side.punch !== undefined) connects.agentArrived(side.agent, side.punch, socket, side.observed);
+    else relays.addWork(side.agent, { socket, key: side.key });
+  });
   const reportReachability = (agent: string, target: ProbeTarget, result: ProbeResult): void => {
     const before = registry.get(agent)?.reachability;
     if (!registry.recordReachability(agent, { address: target.address, fingerprint: target.fingerprint }, result)) return;
@@ -71,7 +104,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
       logger[changed ? 'info' : 'debug']({ component: 'prober', agent, address: formatAddress(target.address), ...after, detail: result.detail },
         `${agent} is ${after.state}${after.reason ? `: ${after.reason}` : ''}`);
     }
-    control.sendProbe(agent, result);
+    control.sendProbe(agent, result, choosePath(registry.get(agent)!, relayOf(agent).mode, relayOf(agent).port !== undefined).path);
   };
   const prober = new ProbeScheduler({
     intervalMs: settings.probeIntervalMs,
@@ -80,8 +113,14 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     ...(options.probe ? { probe: options.probe } : {}),
     onResult: reportReachability,
   });
-  control.on('registered', (agent, { record }, serverIp) => prober.checkNow(agent, probeTarget(record, serverIp)));
-  control.on('offline', (agent) => prober.stop(agent));
+  control.on('registered', (agent, { record }, serverIp) => {
+    prober.checkNow(agent, probeTarget(record, serverIp));
+    relays.online(agent);
+  });
+  control.on('offline', (agent) => {
+    prober.stop(agent);
+    relays.offline(agent);
+  });
   const admin = new RemoteAdmin({
     keys,
     agents: { lookup: (name) => registry.get(name), requestAdmin: (agent, order) => control.requestAdmin(agent, order) },
@@ -90,22 +129,24 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
   });
   const web = createWebServer({
     certificates,
-    directory: { lookup: (name) => registry.get(name), allow: new AddressAllowList(settings.redirectAllow) },
+    directory: { lookup: (name) => registry.get(name), allow, relayOf, ...(settings.publicHost !== undefined ? { publicHost: settings.publicHost } : {}) },
     admin,
     logger,
   });
 
   const close = async (): Promise<void> => {
     prober.close();
-    await Promise.all([control.close(), closeWeb(web)]);
+    await Promise.all([control.close(), closeWeb(web), relays.close()]);
     certificates.close();
     await registry.close();
   };
   let controlPort: number;
   let httpPort: number;
+  let relayPorts: Map<string, number>;
   try {
     controlPort = await control.listen(settings.control);
     httpPort = await listenOn(web, settings.http, 'rendezvous.http');
+    relayPorts = await relays.listen();
   } catch (error) {
     await close();
     throw new Error(`${config.file}: ${(error as Error).message}`);
@@ -115,9 +156,10 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     http: formatHostPort({ host: settings.http.host, port: httpPort }),
     controlPort,
     httpPort,
+    ...(relayPorts.size > 0 ? { relays: Object.fromEntries(relayPorts) } : {}),
     agents: config.agents.length,
   }, 'rendezvous listening');
-  return { controlPort, httpPort, registry, certificates, reload: () => certificates.reload(), close };
+  return { controlPort, httpPort, relayPorts, registry, certificates, reload: () => certificates.reload(), close };
 }
 
 function probeTarget(record: Readonly<AgentRecord>, sourceIp: string | undefined): ProbeTarget {

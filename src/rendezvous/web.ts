@@ -5,9 +5,11 @@ import { createHttpsServer } from '../tls/https-server.js';
 import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
-import { urlHost } from '../config/address.js';
+import { isHostnameOrIp, urlHost } from '../config/address.js';
+import type { AgentMode } from '../config/rendezvous-types.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
 import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
+import { choosePath } from './path.js';
 import type { AgentRecord } from './registry.js';
 import type { RemoteAdmin } from './remote-admin.js';
 
@@ -17,6 +19,8 @@ export interface WebRequest {
   url: string;
   /** Normalised client IP. */
   clientIp: string;
+  /** The Host header: the name the user reached the rendezvous at, which the relay ports share. */
+  host?: string;
 }
 
 export interface WebResponse {
@@ -33,6 +37,10 @@ export interface RedirectDirectory {
   lookup(name: string): Readonly<AgentRecord> | undefined;
   /** `redirectAllow`: clients outside it are told nothing, not even which agents exist. */
   allow: AddressAllowList;
+  /** A configured agent's mode, and its relay port when it has a relay. */
+  relayOf(name: string): { mode: AgentMode; port?: number };
+  /** `[rendezvous] publicHost`: the relay ports' host name; default the request's Host. */
+  publicHost?: string;
 }
 
 const GO_PATH = /^\/go\/([^/]*)(?:\/(.*))?$/s;
@@ -59,32 +67,44 @@ export function answerWebRequest(request: WebRequest, directory: RedirectDirecto
   const record = AGENT_NAME_PATTERN.test(name) && directory.allow.allows(request.clientIp) ? directory.lookup(name) : undefined;
   // Same answer for "no such agent" and "not for you": a scanner learns nothing from it.
   if (!record) return { ...NOT_FOUND, agent: name, why: directory.allow.allows(request.clientIp) ? 'unknown agent' : 'client not in redirectAllow' };
-  const unavailable = whyUnavailable(record);
-  if (unavailable !== undefined) return { ...page(503, `${name} is not available`, escapeHtml(unavailable)), agent: name, why: unavailable };
-  const location = redirectLocation(record, match[2] ?? '', queryAt < 0 ? undefined : request.url.slice(queryAt + 1));
+  const relay = directory.relayOf(name);
+  const { path: way, reason } = choosePath(record, relay.mode, relay.port !== undefined);
+  if (way === 'none') return unavailable(name, `${reason}.`);
+  const origin = way === 'direct' ? directOrigin(record) : relayOrigin(directory.publicHost ?? hostOf(request.host), relay.port!);
+  if (origin === undefined) return unavailable(name, 'the relay has no host name to send you to: the request had no Host header; the owner can set [rendezvous] publicHost.');
+  const location = redirectLocation(origin, match[2] ?? '', queryAt < 0 ? undefined : request.url.slice(queryAt + 1));
   if (location === undefined) return { ...NOT_FOUND, agent: name, why: 'location would leave the agent' };
-  return { status: 302, headers: { location, 'cache-control': 'no-store', 'content-length': '0' }, body: '', agent: name, why: 'redirect' };
+  return { status: 302, headers: { location, 'cache-control': 'no-store', 'content-length': '0' }, body: '', agent: name, why: `${way}: ${reason}` };
 }
 
-/** Why an agent cannot be a target now, in words for the 503 page; undefined when it can. */
-export function whyUnavailable(record: Readonly<AgentRecord>): string | undefined {
-  if (!record.publicAddress) return `${record.name} has not connected to the rendezvous yet.`;
-  if (!record.online) return `${record.name} is offline since ${record.offlineSince ?? 'the rendezvous started'}.`;
-  const { state, reason, checkedAt } = record.reachability;
-  if (state === 'unreachable') return `${record.name} is unreachable: ${reason ?? 'unknown reason'} (checked at ${checkedAt ?? 'an unknown time'}).`;
-  // "unknown" means a check is under way: redirect at once, so a new address is used without delay.
-  return undefined;
+function unavailable(name: string, reason: string): WebResponse {
+  return { ...page(503, `${name} is not available`, escapeHtml(reason)), agent: name, why: reason };
+}
+
+/** The agent's punched port: its DNS name (publicHost) or the public ip. */
+function directOrigin(record: Readonly<AgentRecord>): string {
+  const address = record.publicAddress!;
+  return `https://${urlHost(record.publicHost ?? address.ip)}:${address.port}`;
+}
+
+/** The agent's relay port on this rendezvous, under the name the user reached it by. */
+function relayOrigin(host: string | undefined, port: number): string | undefined {
+  return host === undefined ? undefined : `https://${urlHost(host)}:${port}`;
+}
+
+/** The host name of a Host header ("rdv.example.com:8443", "[2001:db8::1]:8443"), if it is one. */
+function hostOf(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header);
+  const host = match ? (match[1] ?? match[2])! : undefined;
+  return host !== undefined && isHostnameOrIp(host) ? host : undefined;
 }
 
 /**
- * https://<publicHost or ip>:<port>/<rest>?<query>. Rest and query keep their percent-encoding; anything
- * outside printable ASCII, and the backslash some clients read as "/", is percent-encoded, so the header
- * is valid and means the same to every client. The result is checked to point at the agent's host.
+ * <origin>/<rest>?<query>. Rest and query keep their percent-encoding; anything outside printable ASCII,
+ * and the backslash some clients read as "/", is percent-encoded, so the header is valid and means the
+ * same to every client. The result is checked to stay on the origin's host.
  */
-export function redirectLocation(record: Readonly<AgentRecord>, rest: string, query: string | undefined): string | undefined {
-  const address = record.publicAddress;
-  if (!address) return undefined;
-  const origin = `https://${urlHost(record.publicHost ?? address.ip)}:${address.port}`;
+export function redirectLocation(origin: string, rest: string, query: string | undefined): string | undefined {
   const location = `${origin}/${encodeUnsafe(rest)}${query === undefined ? '' : `?${encodeUnsafe(query)}`}`;
   return URL.canParse(location) && new URL(location).host === new URL(origin).host ? location : undefined;
 }
@@ -141,7 +161,7 @@ export function createWebServer({ certificates, directory, admin, logger }: WebS
     const clientIp = normalizeIp(req.socket.remoteAddress ?? '') ?? 'unknown';
     const url = req.url ?? '/';
     if (url.startsWith('/api/')) return serveApi(req, res, clientIp, admin);
-    const answer = answerWebRequest({ method: req.method ?? 'GET', url, clientIp }, directory);
+    const answer = answerWebRequest({ method: req.method ?? 'GET', url, clientIp, ...(req.headers.host ? { host: req.headers.host } : {}) }, directory);
     if (answer.agent !== undefined) {
       log[answer.status === 404 ? 'debug' : 'info']({ agent: answer.agent, client: clientIp, status: answer.status, why: answer.why }, 'redirect request');
     }

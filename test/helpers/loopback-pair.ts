@@ -26,6 +26,8 @@ export interface LoopbackOptions {
   /** The temp folder's name prefix, so a leftover folder names its test. */
   prefix?: string;
   agent?: LoopbackAgentOptions;
+  /** Lines added to the rendezvous's [[agent]] entry for "home", e.g. a relay port. */
+  agentEntryLines?: string;
 }
 
 export interface LoopbackConfigs {
@@ -48,7 +50,7 @@ export interface LoopbackPair extends LoopbackConfigs {
   stop(): Promise<void>;
 }
 
-function rendezvousToml(ports: LoopbackConfigs['ports']): string {
+function rendezvousToml(ports: LoopbackConfigs['ports'], agentEntryLines = ''): string {
   return `
 [rendezvous]
 control = "127.0.0.1:${ports.control}"
@@ -58,7 +60,7 @@ heartbeat = "1s"
 [[agent]]
 name = "home"
 secret = "${LOOPBACK_SECRET}"
-`;
+${agentEntryLines}`;
 }
 
 function agentToml(ports: LoopbackConfigs['ports'], options: LoopbackAgentOptions): string {
@@ -95,7 +97,7 @@ export async function writeLoopbackConfigs(options: LoopbackOptions = {}): Promi
   const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'hp-loopback-'));
   const ports = { control: await freePort(), http: await freePort() };
   const rendezvousConfig = join(dir, 'rendezvous.toml');
-  await writeFile(rendezvousConfig, rendezvousToml(ports));
+  await writeFile(rendezvousConfig, rendezvousToml(ports, options.agentEntryLines));
   const agentConfig = await writeAgentConfig({ dir, ports }, 'agent.toml', options.agent ?? {});
   return { dir, rendezvousConfig, agentConfig, ports, rendezvousState: join(dir, 'rv'), agentState: join(dir, 'agent') };
 }

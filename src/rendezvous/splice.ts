@@ -1,0 +1,81 @@
+import type { Socket } from 'node:net';
+import type { ByteRateLimiter } from './rate-limiter.js';
+
+/** How long one side may stay open after the other has closed cleanly. */
+const CLOSE_GRACE_MS = 5_000;
+
+export interface SpliceOptions {
+  /** No byte either way for this long closes both sockets. */
+  idleMs: number;
+  /** Shared with the agent's other relayed connections; absent when unlimited. */
+  limiter?: ByteRateLimiter;
+}
+
+export interface SpliceResult {
+  /** Bytes from the user to the agent, and back. */
+  up: number;
+  down: number;
+  /** Why it ended, when not by both sides closing. */
+  cause?: string;
+}
+
+/**
+ * Joins a user's socket and a work connection byte for byte, never looking at them (TLS passes through),
+ * with backpressure both ways: a slow reader pauses the other side instead of filling memory. A reset or
+ * error on either side, or the idle limit, closes both at once; a clean end (FIN) is passed on, so a
+ * finished response reaches the user whole.
+ */
+export function splice(user: Socket, work: Socket, options: SpliceOptions): Promise<SpliceResult> {
+  return new Promise((resolve) => {
+    let cause: string | undefined;
+    let closed = 0;
+    const fail = (why: string): void => {
+      cause ??= why;
+      user.destroy();
+      work.destroy();
+    };
+    const onClose = (): void => {
+      if (++closed === 2) resolve({ up: work.bytesWritten, down: user.bytesWritten, ...(cause ? { cause } : {}) });
+    };
+    for (const [socket, other, name] of [[user, work, 'user'], [work, user, 'agent']] as const) {
+      socket.on('error', (error: NodeJS.ErrnoException) => fail(`${name}: ${error.code ?? error.message}`));
+      socket.once('close', (hadError) => {
+        if (hadError) fail(`${name} connection reset`);
+        // the FIN is passed on already; a peer that never closes its side is let go after a grace
+        else setTimeout(() => other.destroy(), CLOSE_GRACE_MS).unref();
+        onClose();
+      });
+    }
+    user.setTimeout(options.idleMs, () => fail(`idle for ${options.idleMs / 1000} s`));
+    pump(user, work, options.limiter);
+    pump(work, user, options.limiter);
+  });
+}
+
+/** from → to with backpressure, and pauses the rate limiter asks for; FIN is passed on. */
+function pump(from: Socket, to: Socket, limiter: ByteRateLimiter | undefined): void {
+  if (!limiter) {
+    from.pipe(to);
+    return;
+  }
+  let waiting = 0; // reasons to stay paused: a full socket buffer, a rate pause
+  const hold = (): void => {
+    if (waiting++ === 0) from.pause();
+  };
+  const release = (): void => {
+    if (--waiting === 0) from.resume();
+  };
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) {
+      hold();
+      to.once('drain', release);
+    }
+    const pauseMs = limiter.spend(chunk.length);
+    if (pauseMs > 0) {
+      hold();
+      setTimeout(release, pauseMs).unref();
+    }
+  });
+  from.once('end', () => to.end());
+  from.resume();
+}

@@ -1,0 +1,55 @@
+import { connect, type Socket } from 'node:net';
+import { err, ok, type Result } from '../common/result.js';
+
+export interface PunchOptions {
+  /** The local address and port to dial from: the one whose NAT mapping the peer was told. */
+  localAddress?: string;
+  localPort: number;
+  peer: { ip: string; port: number };
+  /** Give up after this long. */
+  timeoutMs: number;
+}
+
+/** One attempt lasts this long: the kernel resends the SYN after 1 s, so two SYNs go out per attempt. */
+const ATTEMPT_MS = 2_500;
+const RETRY_PAUSE_MS = 200;
+
+/**
+ * TCP hole punching by simultaneous open: both ends connect() from the port the other was told, at about
+ * the same time. Each SYN opens its own NAT for the other's; once both are open, the SYNs cross and the
+ * kernels make one connection of them (RFC 793's simultaneous open). An attempt that meets a closed NAT
+ * or a RST is repeated until the deadline.
+ */
+export async function simultaneousOpen(options: PunchOptions): Promise<Result<Socket>> {
+  const deadline = Date.now() + options.timeoutMs;
+  let last = 'no attempt made';
+  while (Date.now() < deadline) {
+    const attempt = await connectOnce(options, Math.min(ATTEMPT_MS, deadline - Date.now()));
+    if (attempt.ok) return attempt;
+    last = attempt.error;
+    await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+  }
+  return err(`no connection to ${options.peer.ip}:${options.peer.port} within ${options.timeoutMs} ms (last: ${last})`);
+}
+
+function connectOnce(options: PunchOptions, timeoutMs: number): Promise<Result<Socket>> {
+  return new Promise((resolve) => {
+    const socket = connect({
+      host: options.peer.ip,
+      port: options.peer.port,
+      localPort: options.localPort,
+      noDelay: true,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
+    const finish = (result: Result<Socket>): void => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      if (!result.ok) socket.destroy();
+      resolve(result);
+    };
+    const onError = (error: NodeJS.ErrnoException): void => finish(err(error.code ?? error.message));
+    const timer = setTimeout(() => finish(err('timed out')), timeoutMs);
+    socket.once('error', onError);
+    socket.once('connect', () => finish(ok(socket)));
+  });
+}
