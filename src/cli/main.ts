@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from '../config/problems.js';
 import { agentCommand } from './agent.js';
+import { connectCommand } from './connect.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { installServiceCommand, serviceStatusCommand, uninstallServiceCommand } from './install-service.js';
@@ -12,7 +13,7 @@ import { versionCommand } from './version.js';
 import { allowMeCommand, whitelistCommand } from './whitelist.js';
 
 const COMMANDS: Command[] = [
-  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand,
+  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand, connectCommand,
   installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
   demoCommand, versionCommand,
 ];
