@@ -38,12 +38,12 @@ async function punch(id: string, peer: ObservedAddress, options: PunchResponderO
   const log = options.logger;
   let side;
   try {
-    side = await dialSideConnection({ ...options, punch: id });
+    side = await dialSideConnection({ ...options, punch: id, shareable: true });
   } catch (error) {
     return log.warn({ client: formatAddress(peer), err: (error as Error).message }, 'punch failed: no side connection to the rendezvous');
   }
   const started = Date.now();
-  const punched = await simultaneousOpen({ localAddress: side.socket.localAddress, localPort: side.socket.localPort!, peer, timeoutMs: PUNCH_TIMEOUT_MS });
+  const punched = await simultaneousOpen({ localPort: side.socket.localPort!, peer, timeoutMs: PUNCH_TIMEOUT_MS });
   side.socket.destroy();
   if (!punched.ok) return log.info({ client: formatAddress(peer), err: punched.error }, 'punch failed');
   log.info({ client: formatAddress(peer), ms: Date.now() - started }, 'punched a direct connection to a homeport connect client');

@@ -3,6 +3,7 @@ import type { ServerAddress } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { newNonce, workKey, workMac } from '../protocol/session.js';
+import { shareableBindAddress } from '../tunnel/tcp-punch.js';
 import { resolveServer } from './punch.js';
 
 export interface SideConnectionOptions {
@@ -11,6 +12,8 @@ export interface SideConnectionOptions {
   secret: string;
   /** The id of the rendezvous's `punch`, for a punch side connection. */
   punch?: string;
+  /** Bind so that a punching socket can share the port (see shareableBindAddress). */
+  shareable?: boolean;
   timeoutMs: number;
 }
 
@@ -27,7 +30,7 @@ export interface SideConnection {
  */
 export async function dialSideConnection(options: SideConnectionOptions): Promise<SideConnection> {
   const host = await resolveServer(options.server);
-  const socket = connect({ host, port: options.server.port, noDelay: true });
+  const socket = connect({ host, port: options.server.port, noDelay: true, ...(options.shareable ? { localAddress: shareableBindAddress(host) } : {}) });
   const connection = new FramedConnection(socket);
   const clientNonce = newNonce();
   return new Promise((resolve, reject) => {

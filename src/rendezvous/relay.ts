@@ -7,7 +7,7 @@ import { formatAddress } from '../config/address.js';
 import { encodeProxyHeader } from '../protocol/proxy-v2.js';
 import { normalizeIp } from './addresses.js';
 import { ByteRateLimiter } from './rate-limiter.js';
-import { splice } from './splice.js';
+import { reset, splice } from './splice.js';
 import { WorkPool, type WorkConnection } from './work-pool.js';
 
 /** How long a user waits for a work connection when the pool is empty. */
@@ -109,7 +109,7 @@ class AgentRelay {
   offline(): void {
     this.isOnline = false;
     this.pool.clear();
-    for (const socket of this.active) socket.destroy();
+    for (const socket of this.active) reset(socket);
   }
 
   close(): Promise<void> {

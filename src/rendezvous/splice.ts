@@ -31,8 +31,8 @@ export function splice(user: Socket, work: Socket, options: SpliceOptions): Prom
     let closed = 0;
     const fail = (why: string): void => {
       cause ??= why;
-      user.destroy();
-      work.destroy();
+      reset(user);
+      reset(work);
     };
     const onClose = (): void => {
       if (++closed === 2) resolve({ up: work.bytesWritten, down: user.bytesWritten, ...(cause ? { cause } : {}) });
@@ -50,6 +50,19 @@ export function splice(user: Socket, work: Socket, options: SpliceOptions): Prom
     pump(user, work, options.limiter);
     pump(work, user, options.limiter);
   });
+}
+
+/**
+ * Closes with RST, dropping what is still queued: a plain close would have the kernel deliver megabytes of
+ * a broken response first (a slow phone after a dead agent waited 24 s in the NAT lab to see the end).
+ */
+export function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy(); // not a TCP handle (a test's duplex): a plain close is all there is
+  }
 }
 
 /** from → to with backpressure, and pauses the rate limiter asks for; FIN is passed on. */

@@ -66,7 +66,7 @@ export async function startConnect(options: ConnectOptions): Promise<RunningConn
     const { route, socket: held } = await requestRoute(options.rendezvous, options.agent, true, ROUTE_TIMEOUT_MS);
     try {
       if (!route.peer) return undefined;
-      const result = await simultaneousOpen({ localAddress: held.localAddress, localPort: held.localPort!, peer: route.peer, timeoutMs: PUNCH_TIMEOUT_MS });
+      const result = await simultaneousOpen({ localPort: held.localPort!, peer: route.peer, timeoutMs: PUNCH_TIMEOUT_MS });
       if (!result.ok) options.report(`punch to ${formatAddress(route.peer)} failed: ${result.error}`);
       return result.ok ? { socket: result.value, path: 'punched', detail: formatAddress(route.peer) } : undefined;
     } finally {

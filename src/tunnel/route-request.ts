@@ -1,7 +1,9 @@
-import { connect, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { connect, isIP, type Socket } from 'node:net';
 import type { ServerAddress } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { PROTOCOL_VERSION, type RouteMessage } from '../protocol/messages.js';
+import { shareableBindAddress } from './tcp-punch.js';
 
 export interface RouteAnswer {
   route: RouteMessage;
@@ -13,8 +15,9 @@ export interface RouteAnswer {
 }
 
 /** Asks the rendezvous's control port which paths lead to `agent`; with `punch`, it also sets up a hole punch. */
-export function requestRoute(server: ServerAddress, agent: string, punch: boolean, timeoutMs: number): Promise<RouteAnswer> {
-  const socket = connect({ host: server.host, port: server.port, noDelay: true });
+export async function requestRoute(server: ServerAddress, agent: string, punch: boolean, timeoutMs: number): Promise<RouteAnswer> {
+  const ip = isIP(server.host) !== 0 ? server.host : (await lookup(server.host)).address;
+  const socket = connect({ host: ip, port: server.port, noDelay: true, ...(punch ? { localAddress: shareableBindAddress(ip) } : {}) });
   const connection = new FramedConnection(socket);
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {

@@ -1,9 +1,17 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { err, ok, type Result } from '../common/result.js';
 
+/**
+ * The address to bind a socket that must share its port with another: an explicit bind sets SO_REUSEADDR,
+ * and Linux lets two sockets share a port only when both have it, so the socket whose mapping the peer is
+ * told (to the rendezvous) and the punching one are both bound to the wildcard of the peer's family.
+ */
+export function shareableBindAddress(ip: string): string {
+  return isIP(ip) === 6 ? '::' : '0.0.0.0';
+}
+
 export interface PunchOptions {
-  /** The local address and port to dial from: the one whose NAT mapping the peer was told. */
-  localAddress?: string;
+  /** The local port to dial from: the one whose NAT mapping the peer was told. */
   localPort: number;
   peer: { ip: string; port: number };
   /** Give up after this long. */
@@ -38,8 +46,8 @@ function connectOnce(options: PunchOptions, timeoutMs: number): Promise<Result<S
       host: options.peer.ip,
       port: options.peer.port,
       localPort: options.localPort,
+      localAddress: shareableBindAddress(options.peer.ip),
       noDelay: true,
-      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
     });
     const finish = (result: Result<Socket>): void => {
       clearTimeout(timer);

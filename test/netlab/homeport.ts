@@ -1,4 +1,5 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +44,14 @@ export interface LabSetup {
 }
 
 /** Writes the rendezvous's and the agent's configs for the lab's addresses into a fresh folder. */
-export async function writeLabConfigs(lab: Lab, mediaPort: number, options: { allow?: string[]; heartbeat?: string } = {}): Promise<LabSetup> {
+export interface LabConfigOptions {
+  allow?: string[];
+  heartbeat?: string;
+  /** Lines added to the rendezvous's [[agent]] entry for "home", e.g. its relay port. */
+  agentEntryLines?: string;
+}
+
+export async function writeLabConfigs(lab: Lab, mediaPort: number, options: LabConfigOptions = {}): Promise<LabSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'hp-lab-'));
   const { rendezvous } = lab.addresses;
   const heartbeat = options.heartbeat ?? '1s';
@@ -62,6 +70,7 @@ hostnames = ["${rendezvous}"]
 [[agent]]
 name = "home"
 secret = "${SECRET}"
+${options.agentEntryLines ?? ''}
 `);
   const agentConfig = join(dir, 'agent.toml');
   const allow = (options.allow ?? []).map((cidr) => `"${cidr}"`).join(', ');
@@ -72,7 +81,7 @@ listen = "0.0.0.0:15305"   # outside the lab routers' public port ranges, so map
 stateDir = "./agent-state"
 [tls]
 certDir = "./agent-certs"
-hostnames = ["198.51.100.2", "198.51.100.3", "198.51.100.4"]
+hostnames = ["198.51.100.2", "198.51.100.3", "198.51.100.4", "${rendezvous}", "localhost"]   # direct, relay, homeport connect
 [whitelist]
 allow = [${allow}]
 [[route]]
@@ -84,4 +93,44 @@ heartbeat = "${heartbeat}"
 onAddressChange = "echo $HOMEPORT_PUBLIC_IP:$HOMEPORT_PUBLIC_PORT >> '${join(dir, 'hook.log')}'"
 `);
   return { dir, rendezvousConfig, agentConfig, bundle: join(dir, 'bundle.pem'), hookLog: join(dir, 'hook.log') };
+}
+
+/** What curl got: the status code, the redirect target, the SHA-256 of the body and its start as text. */
+export interface Fetched { code: string; location: string; sha: string; body: string; exitCode: number }
+
+/** curl from the remote client's namespace, through its NAT and the lab's "internet". */
+export async function curlFromRemote(lab: Lab, setup: LabSetup, url: string, extra: string[] = []): Promise<Fetched> {
+  const out = join(setup.dir, `curl-${randomBytes(4).toString('hex')}.out`);
+  const args = ['curl', '-sS', '--cacert', setup.bundle, '--max-time', '20', '-o', out, '-w', '%{http_code} %{redirect_url}', ...extra, url];
+  const child = lab.spawn('remote', args);
+  const status = await child.exited;
+  const [code = '', location = ''] = child.output().trim().split('\n').at(-1)!.split(' ');
+  const body = await readFile(out).catch(() => Buffer.alloc(0));
+  return { code, location, sha: createHash('sha256').update(body).digest('hex'), body: body.toString('latin1').slice(0, 2000), exitCode: status.code ?? -1 };
+}
+
+/** Retries `attempt` every 100 ms until it gives a value; fails after timeoutMs with `what`. */
+export async function until<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await attempt();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Media server with `file` at home, the rendezvous on the wan, the agent at home; resolves once it registered. */
+export async function startHomeport(lab: Lab, file: Buffer, options: LabConfigOptions = {}): Promise<{ setup: LabSetup; rendezvous: LabChild; agent: LabChild }> {
+  const moviePath = join((await writeLabConfigs(lab, 1)).dir, 'movie.bin');
+  await writeFile(moviePath, file);
+  const mediaPort = await startMedia(lab, moviePath);
+  const setup = await writeLabConfigs(lab, mediaPort, options);
+  const rendezvous = homeport(lab, 'wan', ['rendezvous', '--config', setup.rendezvousConfig]);
+  await waitForOutput(rendezvous, /listening/);
+  const agent = homeport(lab, 'home', ['agent', '--config', setup.agentConfig]);
+  await waitForOutput(agent, /registered with the rendezvous/);
+  const cas = await Promise.all([join(setup.dir, 'rv-certs', 'ca.pem'), join(setup.dir, 'agent-certs', 'ca.pem')].map((f) => readFile(f, 'utf8')));
+  await writeFile(setup.bundle, cas.join(''));
+  return { setup, rendezvous, agent };
 }
