@@ -60,6 +60,39 @@ describe('port-restricted home: users go through the relay, TLS still ends at ho
   });
 });
 
+describe('fall forward and back: /go/ follows the reachability check', { skip }, () => {
+  let lab: Lab;
+  let setup: LabSetup;
+
+  before(async () => {
+    lab = await startLab({ home: 'prc', remote: 'prc' });
+    ({ setup } = await startHomeport(lab, MOVIE, { allow: ['192.0.2.0/24'], agentEntryLines: RELAY }));
+  });
+  after(() => lab?.down());
+
+  /** Waits until /go/ redirects to a location matching `pattern`; returns how long that took. */
+  async function redirectsTo(pattern: RegExp): Promise<number> {
+    const started = Date.now();
+    await until(`a redirect matching ${pattern}`, 15_000, async () => {
+      const answer = await curlFromRemote(lab, setup, `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`);
+      return answer.code === '302' && pattern.test(answer.location) ? true : undefined;
+    });
+    return Date.now() - started;
+  }
+
+  test('the router turns full cone: direct within a check; it turns port-restricted again: relay within a check', async (t) => {
+    const relay = new RegExp(`^https://${lab.addresses.rendezvous.replaceAll('.', '\\.')}:${RELAY_PORT}/`);
+    const direct = new RegExp(`^https://${lab.addresses.homeRouterWan.replaceAll('.', '\\.')}:2\\d{4}/`);
+    await redirectsTo(relay);
+    await lab.setNat('home-router', 'fc');
+    t.diagnostic(`prc → fc: direct after ${await redirectsTo(direct)} ms (probeInterval 2s)`);
+    const fetched = await curlFromRemote(lab, setup, `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`, ['-L']);
+    assert.equal(fetched.sha, MOVIE_SHA);
+    await lab.setNat('home-router', 'prc');
+    t.diagnostic(`fc → prc: relay after ${await redirectsTo(relay)} ms`);
+  });
+});
+
 describe('a remote client outside the whitelist, through the relay', { skip }, () => {
   let lab: Lab;
   let setup: LabSetup;
