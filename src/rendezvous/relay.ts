@@ -32,7 +32,7 @@ export class RelayHub {
   constructor(options: RelayHubOptions) {
     const log = options.logger.child({ component: 'relay' });
     for (const agent of options.agents) {
-      if (!agent.relay) continue;
+      if (!agent.relay || agent.mode === 'direct') continue; // mode = "direct" turns the relay off: its port stays closed
       this.relays.set(agent.name, new AgentRelay(agent.name, agent.relay, options, log));
     }
   }
