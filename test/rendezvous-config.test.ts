@@ -45,7 +45,7 @@ test('the issue\'s rendezvous.toml is accepted with its defaults, paths taken fr
     redirectAllow: [],
   });
   assert.deepEqual(config.tls, { mode: 'selfsigned', certDir: '/etc/homeport/certs', hostnames: ['localhost', '127.0.0.1', '::1'] });
-  assert.deepEqual(config.agents, [{ name: 'home', secret: SECRET }]);
+  assert.deepEqual(config.agents, [{ name: 'home', secret: SECRET, mode: 'direct' }]);
   assert.deepEqual(config.admin, { allowMeTtlMs: 24 * 3_600_000, maxTtlMs: 7 * 24 * 3_600_000 });
   assert.equal(config.log.level, 'info');
 });
@@ -102,7 +102,7 @@ level = "debug"
     mode: 'files', certDir: '/etc/homeport/state/certs', hostnames: ['rv.example.com'],
     certFile: '/etc/homeport/tls/cert.pem', keyFile: '/etc/ssl/key.pem',
   });
-  assert.deepEqual(config.agents, [{ name: 'home', secret: SECRET }, { name: 'cottage-2', secret: 'from-the-environment-42' }]);
+  assert.deepEqual(config.agents, [{ name: 'home', secret: SECRET, mode: 'direct' }, { name: 'cottage-2', secret: 'from-the-environment-42', mode: 'direct' }]);
   assert.equal(config.log.level, 'debug');
 });
 

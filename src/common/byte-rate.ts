@@ -12,6 +12,6 @@ export function parseByteRate(text: string): Result<number> {
   const match = /^(\d+(?:\.\d+)?)\s*([kMG]?)(B|bit)\/s$/.exec(trimmed);
   if (!match) return err(`"${text}" is not a rate; write e.g. "20MB/s", "100Mbit/s" or "0" for unlimited`);
   const bytes = (Number(match[1]) * UNIT_BYTES[match[2]!]!) / (match[3] === 'bit' ? 8 : 1);
-  if (bytes < 1024) return err(`"${text}" is below 1kB/s, too slow for a TLS handshake; write e.g. "1MB/s", or "0" for unlimited`);
+  if (bytes < 1000) return err(`"${text}" is below 1kB/s, too slow for a TLS handshake; write e.g. "1MB/s", or "0" for unlimited`);
   return ok(Math.round(bytes));
 }

@@ -30,6 +30,7 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
   const settings = readSettings(root.child('rendezvous'), baseDir);
   const tls = readTls(root.child('tls'), baseDir, settings.stateDir);
   const agents = readAgents(root.children('agent'), env, problems);
+  checkRelayPorts(agents, settings, problems);
   const admin = readAdmin(root.child('admin'));
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
@@ -43,7 +44,7 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
   table.rejectUnknown(['control', 'http', 'stateDir', 'heartbeat', 'probeInterval', 'probeTimeout', 'redirectAllow', 'publicHost']);
   const control = readListen(table, 'control', RENDEZVOUS_DEFAULTS.control);
   const http = readListen(table, 'http', RENDEZVOUS_DEFAULTS.http);
-  if (control.port !== 0 && control.port === http.port && control.host === http.host) {
+  if (sameListener(control, http)) {
     table.problems.add(table.key('http'), `uses the same address as ${table.key('control')}; give them different ports`);
   }
   const redirectAllow = table.stringArray('redirectAllow', []).flatMap((cidr, index) => {
@@ -53,7 +54,7 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     return [];
   });
   const publicHost = table.optionalString('publicHost');
-  if (publicHost !== undefined && !isHostnameOrIp(publicHost)) table.problems.add(table.key('publicHost'), `"${publicHost}" is not a host name; write the name users reach the rendezvous at, e.g. "rdv.example.com"`);
+  if (publicHost !== undefined && (publicHost.includes('*') || !isHostnameOrIp(publicHost))) table.problems.add(table.key('publicHost'), `"${publicHost}" is not a host name; write the name users reach the rendezvous at, e.g. "rdv.example.com"`);
   return {
     ...(publicHost !== undefined ? { publicHost } : {}),
     control,
@@ -120,12 +121,30 @@ function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Pro
   return agents;
 }
 
+/** Two listeners that would fight over one port (port 0 never does: each gets its own). */
+function sameListener(a: ListenAddress, b: ListenAddress): boolean {
+  const wildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
+}
+
+/** Every relay port apart from the control and http ports and from the other agents' relays. */
+function checkRelayPorts(agents: readonly RendezvousAgentEntry[], settings: RendezvousSettings, problems: Problems): void {
+  const taken: { key: string; listen: ListenAddress }[] = [{ key: 'rendezvous.control', listen: settings.control }, { key: 'rendezvous.http', listen: settings.http }];
+  agents.forEach((agent, index) => {
+    if (!agent.relay) return;
+    const clash = taken.find((other) => sameListener(other.listen, agent.relay!.listen));
+    if (clash) problems.add(`agent[${index}].relay`, `uses the same port as ${clash.key}; give each listener its own port`);
+    taken.push({ key: `agent[${index}].relay`, listen: agent.relay.listen });
+  });
+}
+
 /** The relay keys of one [[agent]]; undefined without `relay`. */
 function readRelay(table: TableReader): RelaySettings | undefined {
   const listenText = table.optionalString('relay');
   if (listenText === undefined) {
-    const stray = ['relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool'].find((key) => table.table[key] !== undefined);
-    if (stray !== undefined) table.problems.add(table.key(stray), 'needs relay = "0.0.0.0:9443" in the same [[agent]]: without a relay port it does nothing');
+    for (const stray of ['relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool'].filter((key) => table.table[key] !== undefined)) {
+      table.problems.add(table.key(stray), 'needs relay = "0.0.0.0:9443" in the same [[agent]]: without a relay port it does nothing');
+    }
     return undefined;
   }
   const listen = parseHostPort(listenText, { allowPortZero: true });

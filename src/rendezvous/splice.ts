@@ -26,6 +26,11 @@ export interface SpliceResult {
  * finished response reaches the user whole.
  */
 export function splice(user: Socket, work: Socket, options: SpliceOptions): Promise<SpliceResult> {
+  // what was written before the splice (the PROXY header) is not the user's
+  const [workBefore, userBefore] = [work.bytesWritten, user.bytesWritten];
+  // a FIN from one side must not end the other direction, whatever the server that accepted the socket chose
+  user.allowHalfOpen = true;
+  work.allowHalfOpen = true;
   return new Promise((resolve) => {
     let cause: string | undefined;
     let closed = 0;
@@ -35,7 +40,7 @@ export function splice(user: Socket, work: Socket, options: SpliceOptions): Prom
       reset(work);
     };
     const onClose = (): void => {
-      if (++closed === 2) resolve({ up: work.bytesWritten, down: user.bytesWritten, ...(cause ? { cause } : {}) });
+      if (++closed === 2) resolve({ up: work.bytesWritten - workBefore, down: user.bytesWritten - userBefore, ...(cause ? { cause } : {}) });
     };
     for (const [socket, other, name] of [[user, work, 'user'], [work, user, 'agent']] as const) {
       socket.on('error', (error: NodeJS.ErrnoException) => fail(`${name}: ${error.code ?? error.message}`));

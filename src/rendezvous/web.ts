@@ -71,7 +71,7 @@ export function answerWebRequest(request: WebRequest, directory: RedirectDirecto
   const { path: way, reason } = choosePath(record, relay.mode, relay.port !== undefined);
   if (way === 'none') return unavailable(name, `${reason}.`);
   const origin = way === 'direct' ? directOrigin(record) : relayOrigin(directory.publicHost ?? hostOf(request.host), relay.port!);
-  if (origin === undefined) return unavailable(name, 'the relay has no host name to send you to: the request had no Host header; the owner can set [rendezvous] publicHost.');
+  if (origin === undefined) return unavailable(name, 'the relay has no host name to send you to: the request\'s Host header names none; the owner can set [rendezvous] publicHost.');
   const location = redirectLocation(origin, match[2] ?? '', queryAt < 0 ? undefined : request.url.slice(queryAt + 1));
   if (location === undefined) return { ...NOT_FOUND, agent: name, why: 'location would leave the agent' };
   return { status: 302, headers: { location, 'cache-control': 'no-store', 'content-length': '0' }, body: '', agent: name, why: `${way}: ${reason}` };
@@ -96,7 +96,7 @@ function relayOrigin(host: string | undefined, port: number): string | undefined
 function hostOf(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header);
   const host = match ? (match[1] ?? match[2])! : undefined;
-  return host !== undefined && isHostnameOrIp(host) ? host : undefined;
+  return host !== undefined && !host.includes('*') && isHostnameOrIp(host) ? host : undefined;
 }
 
 /**

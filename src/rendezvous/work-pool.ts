@@ -75,6 +75,7 @@ export class WorkPool {
     for (const [connection, release] of this.idle) {
       this.idle.delete(connection);
       release();
+      connection.socket.pause(); // the pool's listener made it flowing: bytes must wait for the taker's reader
       if (connection.socket.destroyed) continue;
       this.options.request(1);
       return Promise.resolve(connection);
