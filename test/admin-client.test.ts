@@ -10,7 +10,7 @@ import { AdminClient, clockSkewMessage, type AdminEndpoint } from '../src/admin/
 import { spanInWords } from '../src/common/duration.js';
 import { KeyStore } from '../src/admin/key-store.js';
 import type { Scope } from '../src/admin/scopes.js';
-import type { AdminKey } from '../src/admin/signature.js';
+import type { AdminKey } from '../src/common/admin-key.js';
 import { createLocalAdminBackend } from '../src/agent/admin-backend.js';
 import { Whitelist } from '../src/agent/whitelist/store.js';
 import { ensureSelfSigned } from '../src/tls/selfsigned.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore, keyStorePath, parseKeyFile } from '../src/admin/key-store.js';
 import { jsonErrorOffset } from '../src/common/json-position.js';
-import { ConfigError } from '../src/config/problems.js';
+import { ConfigError } from '../src/common/config-error.js';
 import { parseScopes } from '../src/admin/scopes.js';
 import { captureLogs } from './helpers/logs.js';
 

@@ -5,7 +5,7 @@ import { chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyStore } from '../src/admin/key-store.js';
-import { parseAdminKey } from '../src/admin/signature.js';
+import { parseAdminKey } from '../src/common/admin-key.js';
 import { runCli } from './helpers/cli.js';
 import { captureLogs } from './helpers/logs.js';
 

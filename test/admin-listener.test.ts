@@ -9,7 +9,7 @@ import { connect } from 'node:tls';
 import { pino } from 'pino';
 import { AdminClient } from '../src/admin/client.js';
 import { KeyStore, keyStorePath } from '../src/admin/key-store.js';
-import type { AdminKey } from '../src/admin/signature.js';
+import type { AdminKey } from '../src/common/admin-key.js';
 import { startAgentFixture, type AgentFixture } from './helpers/agent-fixture.js';
 
 let upstream: Server;

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   authorizationHeader,
-  parseAdminKey,
   parseAuthorization,
   sha256Hex,
   sign,
@@ -10,6 +9,7 @@ import {
   stringToSign,
   type SignedRequest,
 } from '../src/admin/signature.js';
+import { parseAdminKey } from '../src/common/admin-key.js';
 
 const SECRET = 'Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx';
 const KEY = { id: '0123456789ab', secret: SECRET };

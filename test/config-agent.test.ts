@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../src/common/logger.js';
 import { parseAgentConfig, loadAgentConfig } from '../src/config/agent.js';
-import { ConfigError } from '../src/config/problems.js';
+import { ConfigError } from '../src/common/config-error.js';
 
 const MINIMAL = `
 [agent]

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { normalizeClientAddress } from '../src/common/cidr.js';
-import { formatAddress } from '../src/config/address.js';
+import { formatAddress } from '../src/common/address.js';
 import { AddressAllowList, normalizeIp } from '../src/rendezvous/addresses.js';
 import { TokenBuckets } from '../src/common/token-buckets.js';
 

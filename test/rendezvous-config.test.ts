@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError } from '../src/config/problems.js';
+import { ConfigError } from '../src/common/config-error.js';
 import { loadRendezvousConfig, parseRendezvousConfig } from '../src/config/rendezvous.js';
 
 const FILE = '/etc/homeport/rendezvous.toml';

@@ -4,7 +4,8 @@ import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { spanInWords } from '../common/duration.js';
 import { err, ok, type Result } from '../common/result.js';
-import { authorizationHeader, type AdminKey } from './signature.js';
+import type { AdminKey } from '../common/admin-key.js';
+import { authorizationHeader } from './signature.js';
 import type { ApiStatus, ApiWhitelistEntry } from './api-types.js';
 
 /** Where an admin API lives and how to trust it. */

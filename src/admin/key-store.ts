@@ -6,9 +6,9 @@ import { writeFileAtomic, type FileOwner } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
 import { err, ok, type Result } from '../common/result.js';
 import { describeOffset, jsonErrorOffset } from '../common/json-position.js';
-import { ConfigError } from '../config/problems.js';
+import { ConfigError } from '../common/config-error.js';
 import { isScope, type Scope } from './scopes.js';
-import { KEY_ID_PATTERN, KEY_SECRET_PATTERN, type AdminKey } from './signature.js';
+import { KEY_ID_PATTERN, KEY_SECRET_PATTERN, type AdminKey } from '../common/admin-key.js';
 
 /** The key store's name inside a program's stateDir. */
 export const KEY_STORE_FILE = 'admin-keys.json';

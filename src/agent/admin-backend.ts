@@ -2,7 +2,7 @@ import { networkTooBroad } from '../admin/api.js';
 import type { Actor, AdminBackend, ApiStatus, ApiWhitelistEntry, Outcome } from '../admin/api-types.js';
 import { formatDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { DEFAULT_MAX_TTL_MS } from '../config/agent-types.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder } from '../protocol/messages.js';
 import type { AgentStatus } from './status.js';

@@ -11,7 +11,7 @@ import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMa
 import type { AdminAnswer } from './admin-backend.js';
 import type { PunchedPort } from './punch.js';
 import type { Reachability } from './public-address.js';
-import type { PublicAddress } from './status.js';
+import type { PublicAddress } from '../common/address.js';
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const BACKOFF = { baseMs: 1000, capMs: 30_000 };

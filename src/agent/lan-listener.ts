@@ -1,7 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
-import type { ListenAddress } from '../config/agent-types.js';
-import { formatHostPort } from '../config/address.js';
+import { formatHostPort, type ListenAddress } from '../common/address.js';
 
 export interface PortHolder {
   readonly port: number;

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { PublicAddress } from './status.js';
+import type { PublicAddress } from '../common/address.js';
 
 export interface Reachability {
   reachable: boolean;

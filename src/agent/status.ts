@@ -1,12 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
-import { formatAddress } from '../config/address.js';
-
-export interface PublicAddress {
-  ip: string;
-  port: number;
-}
+import { formatAddress, type PublicAddress } from '../common/address.js';
 
 /** What `homeport status` shows; the agent keeps it in stateDir/status.json. */
 export interface AgentStatus {

@@ -1,6 +1,5 @@
 import type { Server } from 'node:net';
-import { formatHostPort } from '../config/address.js';
-import type { ListenAddress } from '../config/agent-types.js';
+import { formatHostPort, type ListenAddress } from './address.js';
 
 /** Binds `server` to `address` and returns the port bound; the error names the config key and the fix. */
 export function listenOn(server: Server, address: ListenAddress, key: string): Promise<number> {

@@ -1,11 +1,7 @@
-import type { AdminKey } from '../admin/signature.js';
+import type { AdminKey } from '../common/admin-key.js';
+import type { ListenAddress } from '../common/address.js';
 
 /** The agent's configuration after validation: every path absolute, every duration in ms. */
-
-export interface ListenAddress {
-  host: string; // "0.0.0.0", "::", "127.0.0.1" (no brackets)
-  port: number;
-}
 
 /** A whitelist entry as written by the user (config `allow` or whitelist.json), before CIDR parsing. */
 export interface WhitelistEntrySpec {

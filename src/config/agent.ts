@@ -5,13 +5,13 @@ import { err } from '../common/result.js';
 import { formatDuration } from '../common/duration.js';
 import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js';
 import { validateCronExpression } from 'cron';
-import { parseAdminKey, type AdminKey } from '../admin/signature.js';
+import { parseAdminKey, type AdminKey } from '../common/admin-key.js';
 import {
   DEFAULT_ADMIN_LISTEN, DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_HEARTBEAT_MS,
   DEFAULT_MAX_TTL_MS, DEFAULT_REREGISTER, DEFAULT_REREGISTER_DELAY_MS, DEFAULT_TIMEOUTS, MAX_REREGISTER_DELAY_MS, MIN_SECRET_LENGTH,
   type AgentAdminConfig, type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
 } from './agent-types.js';
-import { ConfigError, Problems } from './problems.js';
+import { Problems } from './problems.js';
 import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
 import { TableReader, describe, isTable } from './fields.js';
 
@@ -267,5 +267,3 @@ function isTimeZone(name: string): boolean {
     return false;
   }
 }
-
-export { ConfigError };

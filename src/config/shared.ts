@@ -4,7 +4,7 @@ import { parse as parseToml } from 'smol-toml';
 import { isHostnameOrIp } from './address.js';
 import type { TlsConfig } from './agent-types.js';
 import { TableReader, type Table } from './fields.js';
-import { ConfigError } from './problems.js';
+import { ConfigError } from '../common/config-error.js';
 
 /** What both programs' configs share: reading the file, TOML, the [tls] and [log] sections. */
 

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
-import { KEY_ID_PATTERN } from '../admin/signature.js';
+import type { PublicAddress } from '../common/address.js';
+import { KEY_ID_PATTERN } from '../common/admin-key.js';
 import { parseCidr } from '../common/cidr.js';
 import { err, ok, type Result } from '../common/result.js';
 
@@ -58,10 +59,8 @@ export const ADMIN_RESULT_PART_CHARS = 2048;
 /** Longest answer text, all parts together (512 parts): a whitelist of several thousand entries. */
 export const MAX_ADMIN_RESULT_CHARS = 1024 * 1024;
 
-export interface ObservedAddress {
-  ip: string;
-  port: number;
-}
+/** The address the server saw the agent's connection come from. */
+export type ObservedAddress = PublicAddress;
 
 /** agent → server: opens the handshake with a fresh client nonce. */
 export interface HelloMessage {

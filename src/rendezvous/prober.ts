@@ -2,8 +2,8 @@ import { randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls, createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../common/logger.js';
-import { formatAddress } from '../config/address.js';
-import type { PublicAddress } from './addresses.js';
+import { formatAddress } from '../common/address.js';
+import type { PublicAddress } from '../common/address.js';
 import { clientHello, fingerprintOf, plainHex, readServerFlight, sha256HexOf, signatureVerifies } from './tls12-handshake.js';
 
 /** Why a reachability check failed, as shown to users on the 503 page and sent to the agent. */

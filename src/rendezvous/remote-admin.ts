@@ -3,7 +3,7 @@ import type { Actor, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiStatu
 import type { KeyStore } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import type { Result } from '../common/result.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder, type AdminResultMessage } from '../protocol/messages.js';
 import type { AgentRecord } from './registry.js';
 

@@ -5,7 +5,7 @@ import { createHttpsServer } from '../tls/https-server.js';
 import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
-import { urlHost } from '../config/address.js';
+import { urlHost } from '../common/address.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
 import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
 import type { AgentRecord } from './registry.js';
