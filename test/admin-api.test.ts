@@ -7,7 +7,8 @@ import { AdminApi, FAILURE_BURST, MAX_BODY_BYTES, failureBucket } from '../src/a
 import type { Actor, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiWhitelistEntry, Outcome } from '../src/admin/api-types.js';
 import { KeyStore, keyStorePath, type StoredKey } from '../src/admin/key-store.js';
 import type { Scope } from '../src/admin/scopes.js';
-import { authorizationHeader, randomNonce } from '../src/admin/signature.js';
+import { authorizationHeader } from '../src/admin/signature.js';
+import { randomNonce } from '../src/common/nonce.js';
 import { captureLogs } from './helpers/logs.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');

@@ -154,6 +154,24 @@ test('[rendezvous] reregisterDelay: the longest random delay after the cron time
   }
 });
 
+test('[rendezvous] heartbeat and secret: the same limits and words as the rendezvous\'s config', () => {
+  const refused: Array<[lines: string, env: NodeJS.ProcessEnv, problem: string]> = [
+    ['heartbeat = "50ms"', {}, 'rendezvous.heartbeat must be from 100ms to 10m; the default is "5s"'],
+    ['heartbeat = "11m"', {}, 'rendezvous.heartbeat must be from 100ms to 10m; the default is "5s"'],
+    ['', { HOMEPORT_SECRET: 'tiny-secret' }, 'HOMEPORT_SECRET is too short (11 characters); use at least 16, e.g. from "openssl rand -base64 24"'],
+  ];
+  for (const [lines, env, problem] of refused) {
+    assert.deepEqual(problemsOf(`${MINIMAL}${RENDEZVOUS}${lines}\n`, env), [`/etc/homeport/agent.toml: ${problem}`], lines);
+  }
+  assert.equal(parseAgentConfig(`${MINIMAL}${RENDEZVOUS}heartbeat = "10m"\n`, '/etc/homeport/agent.toml', {}).rendezvous?.heartbeatMs, 600_000);
+});
+
+test('[admin] maxTtl: at most the ten years an admin order can carry, as on the rendezvous', () => {
+  assert.deepEqual(problemsOf(`${MINIMAL}[admin]\nmaxTtl = "3651d"\n`), [
+    '/etc/homeport/agent.toml: admin.maxTtl must be at most "3650d", the longest lifetime the rendezvous can pass to an agent',
+  ]);
+});
+
 const KEY_ID = '0123456789ab';
 const KEY_SECRET = 'x'.repeat(40) + 'Q_-'; // 43 base64url characters
 const KEY = `${KEY_ID}:${KEY_SECRET}`;

@@ -7,7 +7,8 @@ import { connect, createServer, type AddressInfo, type Server, type Socket } fro
 import { FramedConnection } from '../src/protocol/channel.js';
 import { encodeFrame } from '../src/protocol/framing.js';
 import { PROTOCOL_VERSION, type Message, type ObservedAddress } from '../src/protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../src/protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../src/protocol/session.js';
+import { randomNonce } from '../src/common/nonce.js';
 
 // Everything here runs over 127.0.0.1 only.
 let listener: Server;
@@ -76,8 +77,8 @@ test('messages flow both ways through a full handshake and sealed heartbeats', a
   const secret = 'a shared secret of enough length';
   const fingerprint = Array.from({ length: 32 }, () => 'AB').join(':');
   const observed: ObservedAddress = { ip: client.localAddress!, port: client.localPort! };
-  const clientNonce = newNonce();
-  const serverNonce = newNonce();
+  const clientNonce = randomNonce();
+  const serverNonce = randomNonce();
 
   assert.deepEqual(agent.send({ type: 'hello', version: PROTOCOL_VERSION, agent: 'home', nonce: clientNonce }), { ok: true, value: undefined });
   const hello = await nextMessage(server);
@@ -131,7 +132,7 @@ test('garbage from the peer is a protocol error, the connection is closed, and t
   assert.match(notJson.errors[0]!, /^frame is not UTF-8 JSON/);
 
   const { agent, server } = await connectionPair();
-  agent.send({ type: 'challenge', nonce: newNonce() });
+  agent.send({ type: 'challenge', nonce: randomNonce() });
   assert.equal((await nextMessage(server)).type, 'challenge');
   agent.reset();
 });
@@ -165,8 +166,8 @@ test('send refuses invalid messages and closed connections without throwing', as
   assert.deepEqual(invalid, { ok: false, error: 'refusing to send an invalid message: ping.seq must be an integer from 1 to 9007199254740991, not 0' });
   agent.reset();
   await once(server, 'close');
-  assert.deepEqual(agent.send({ type: 'challenge', nonce: newNonce() }), { ok: false, error: 'the control connection is closed' });
-  assert.deepEqual(server.send({ type: 'challenge', nonce: newNonce() }), { ok: false, error: 'the control connection is closed' });
+  assert.deepEqual(agent.send({ type: 'challenge', nonce: randomNonce() }), { ok: false, error: 'the control connection is closed' });
+  assert.deepEqual(server.send({ type: 'challenge', nonce: randomNonce() }), { ok: false, error: 'the control connection is closed' });
 });
 
 test('close() delivers what was sent before it, then the peer sees a clean close', async () => {

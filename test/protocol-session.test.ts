@@ -2,12 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { encodeFrame, FrameDecoder } from '../src/protocol/framing.js';
+import { randomNonce } from '../src/common/nonce.js';
 import { parseMessage, type Message, type ObservedAddress } from '../src/protocol/messages.js';
 import {
   authMac,
   canonicalJson,
   macEquals,
-  newNonce,
   SealedChannelState,
   sessionKey,
   welcomeMac,
@@ -17,8 +17,8 @@ import {
 const SECRET = 'correct horse battery staple';
 const FINGERPRINT = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
 const OBSERVED: ObservedAddress = { ip: '203.0.113.7', port: 40123 };
-const clientNonce = newNonce();
-const serverNonce = newNonce();
+const clientNonce = randomNonce();
+const serverNonce = randomNonce();
 const key = sessionKey(SECRET, clientNonce, serverNonce);
 
 /** Sends a message the way the wire does: frame, decode, validate. */
@@ -73,8 +73,8 @@ test('the auth MAC changes with every input, so no field can be swapped on the p
     authMac(`${SECRET}!`, 'home', clientNonce, serverNonce, claims),
     authMac(SECRET, 'home2', clientNonce, serverNonce, claims),
     authMac(SECRET, 'home', serverNonce, clientNonce, claims),
-    authMac(SECRET, 'home', newNonce(), serverNonce, claims),
-    authMac(SECRET, 'home', clientNonce, newNonce(), claims),
+    authMac(SECRET, 'home', randomNonce(), serverNonce, claims),
+    authMac(SECRET, 'home', clientNonce, randomNonce(), claims),
     authMac(SECRET, 'home', clientNonce, serverNonce, { ...claims, fingerprint: FINGERPRINT.replace(/^../, 'FF') }),
     authMac(SECRET, 'home', clientNonce, serverNonce, { ...claims, listenPort: 8444 }),
     authMac(SECRET, 'home', clientNonce, serverNonce, { ...claims, publicHost: 'evil.example.com' }),
@@ -97,8 +97,8 @@ test('the welcome MAC changes with the observed address, the heartbeat and the n
   assert.notEqual(reference, authMac(SECRET, 'home', serverNonce, clientNonce, { fingerprint: OBSERVED.ip, listenPort: OBSERVED.port }));
 });
 
-test('newNonce gives valid, distinct 16-byte nonces', () => {
-  const nonces = new Set(Array.from({ length: 1000 }, newNonce));
+test('randomNonce gives valid, distinct 16-byte nonces', () => {
+  const nonces = new Set(Array.from({ length: 1000 }, randomNonce));
   assert.equal(nonces.size, 1000);
   for (const nonce of [...nonces].slice(0, 50)) {
     assert.equal(Buffer.from(nonce, 'base64url').length, 16);
@@ -142,7 +142,7 @@ test('sealed frames round-trip over the wire in both directions with counters fr
 });
 
 test('a frame sealed with another key is refused', () => {
-  const other = new SealedChannelState(sessionKey(SECRET, clientNonce, newNonce()), 'agent');
+  const other = new SealedChannelState(sessionKey(SECRET, clientNonce, randomNonce()), 'agent');
   refused(pair().server.open(other.seal({ type: 'ping' })), /^"ping" seq 1 has a bad MAC$/);
   const wrongSecret = new SealedChannelState(sessionKey(`${SECRET}x`, clientNonce, serverNonce), 'agent');
   refused(pair().server.open(wrongSecret.seal({ type: 'ping' })), /bad MAC/);
@@ -201,7 +201,7 @@ test('a frame is refused when fed back to its sender (direction confusion)', () 
 test('handshake messages and unsealed errors are refused once the channel is sealed', () => {
   const { agent } = pair();
   refused(agent.open({ type: 'error', message: 'authentication failed' }), /^"error" after welcome must be sealed \(seq and mac\)$/);
-  refused(agent.open({ type: 'challenge', nonce: newNonce() }), /"challenge" is not a sealed message the server sends/);
+  refused(agent.open({ type: 'challenge', nonce: randomNonce() }), /"challenge" is not a sealed message the server sends/);
   refused(agent.open({ type: 'welcome', mac: 'a'.repeat(64), observed: OBSERVED, heartbeatMs: 5000, seq: 0 }), /"welcome" is not a sealed/);
 });
 

@@ -13,7 +13,8 @@ import { parseRendezvousConfig } from '../src/config/rendezvous.js';
 import { FramedConnection } from '../src/protocol/channel.js';
 import { encodeFrame } from '../src/protocol/framing.js';
 import { PROTOCOL_VERSION, type Message, type WelcomeMessage } from '../src/protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../src/protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../src/protocol/session.js';
+import { randomNonce } from '../src/common/nonce.js';
 import { ControlServer, type ControlLimits } from '../src/rendezvous/control-server.js';
 import { Registry } from '../src/rendezvous/registry.js';
 import { startRendezvous, type RunningRendezvous } from '../src/rendezvous/rendezvous.js';
@@ -69,7 +70,7 @@ class TestAgent {
   async handshake(options: { agent?: string; secret?: string; publicHost?: string } = {}): Promise<Message | undefined> {
     const agent = options.agent ?? 'home';
     const secret = options.secret ?? SECRET;
-    const clientNonce = newNonce();
+    const clientNonce = randomNonce();
     this.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent, nonce: clientNonce });
     const challenge = await this.next();
     if (challenge?.type !== 'challenge') return challenge;
@@ -183,7 +184,7 @@ describe('control server', { timeout: 30_000 }, () => {
       Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
       Buffer.from([0x00, 0x10, 0x00, 0x00, 0x7b]),                         // a 1 MiB frame announced
       Buffer.concat([Buffer.from([0, 0, 0, 5]), Buffer.from('[1,2]')]),    // JSON, but not an object
-      encodeFrame({ type: 'hello', version: 2, agent: 'home', nonce: newNonce() }),
+      encodeFrame({ type: 'hello', version: 2, agent: 'home', nonce: randomNonce() }),
       encodeFrame({ type: 'ping', seq: 1, mac: '0'.repeat(64) }),           // sealed talk before any handshake
     ];
     for (const input of badInputs) {
@@ -273,7 +274,7 @@ describe('control server', { timeout: 30_000 }, () => {
       await scanner.closed;
     }
     const honest = await agentOn(server.port);
-    honest.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent: 'home', nonce: newNonce() });
+    honest.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent: 'home', nonce: randomNonce() });
     assert.equal(await honest.next(), undefined, 'closed without a challenge');
     assert.ok(logged(server.lines, /refusing control connections from 127\.0\.0\.1 for a while: too many failed handshakes/));
     assert.equal(server.lines.filter((line) => line.msg === 'control connection refused').length, 3, 'logging is bounded too');
@@ -307,7 +308,7 @@ secret = "${SECRET}"
     agentServer.listen(punched, '127.0.0.1');
     await once(agentServer, 'listening');
     try {
-      const clientNonce = newNonce();
+      const clientNonce = randomNonce();
       agent.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent: 'home', nonce: clientNonce });
       const challenge = await agent.next();
       assert.equal(challenge?.type, 'challenge');

@@ -1,5 +1,6 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { KEY_ID_PATTERN, type AdminKey } from '../common/admin-key.js';
+import { NONCE_BYTES, NONCE_PATTERN, randomNonce } from '../common/nonce.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /**
@@ -18,8 +19,6 @@ const STRING_TO_SIGN_LABEL = 'HOMEPORT-HMAC-SHA256';
 /** A request whose timestamp is further than this from the server's clock is refused. */
 export const MAX_CLOCK_SKEW_S = 300;
 
-const NONCE_BYTES = 16;
-export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 const SIGNATURE_PATTERN = /^[0-9a-f]{64}$/;
 
 export interface SignedRequest {
@@ -61,10 +60,6 @@ export function signatureMatches(secret: string, request: SignedRequest, signatu
   const expected = Buffer.from(sign(secret, request), 'hex');
   const given = Buffer.from(SIGNATURE_PATTERN.test(signature) ? signature : '', 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-export function randomNonce(): string {
-  return randomBytes(NONCE_BYTES).toString('base64url');
 }
 
 export interface SigningClock {

@@ -6,8 +6,9 @@ import { err, type Result } from '../common/result.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
-import { adminResultParts, type AdminMessage, type AdminOrder, type Message, type WelcomeMessage } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
+import { adminResultParts, PROTOCOL_VERSION, type AdminMessage, type AdminOrder, type Message, type WelcomeMessage } from '../protocol/messages.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
 import type { AdminAnswer } from './admin-backend.js';
 import type { PunchedPort } from './punch.js';
 import type { Reachability } from './public-address.js';
@@ -127,7 +128,7 @@ export class ControlClient extends EventEmitter<ControlEvents> {
 class Session {
   ready = false;
   private readonly connection: FramedConnection;
-  private readonly clientNonce = newNonce();
+  private readonly clientNonce = randomNonce();
   private serverNonce = '';
   private sealed: SealedChannelState | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -141,7 +142,7 @@ class Session {
     this.connection.on('protocol-error', (reason) => this.end(`protocol error: ${reason}`));
     this.connection.on('close', () => this.end('connection closed by the rendezvous or the network'));
     this.armDeadline();
-    this.connection.send({ type: 'hello', version: 1, agent: options.name, nonce: this.clientNonce });
+    this.connection.send({ type: 'hello', version: PROTOCOL_VERSION, agent: options.name, nonce: this.clientNonce });
   }
 
   end(reason: string): void {

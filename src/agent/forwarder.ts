@@ -3,6 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import { escapeHtml } from '../common/html.js';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import type { Route } from './router.js';
@@ -387,8 +388,4 @@ export function writeRawPage(socket: Duplex, status: number, page: Buffer): void
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/html; charset=utf-8\r\n` +
       `Content-Length: ${page.length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${page.toString()}`,
   );
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
 }

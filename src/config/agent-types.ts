@@ -112,5 +112,3 @@ export const MAX_REREGISTER_DELAY_MS = 3_600_000;
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:7443';
 export const DEFAULT_ALLOW_ME_TTL_MS = 24 * 3_600_000;
 export const DEFAULT_MAX_TTL_MS = 7 * 24 * 3_600_000;
-/** Shared secrets shorter than this are refused: they could be guessed offline from one captured handshake. */
-export const MIN_SECRET_LENGTH = 16;

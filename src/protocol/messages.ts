@@ -2,6 +2,8 @@ import { isIP } from 'node:net';
 import type { PublicAddress } from '../common/address.js';
 import { KEY_ID_PATTERN } from '../common/admin-key.js';
 import { parseCidr } from '../common/cidr.js';
+import { NONCE_BYTES, NONCE_PATTERN } from '../common/nonce.js';
+import { isPlainObject } from '../common/plain-object.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /**
@@ -36,15 +38,13 @@ export const PROTOCOL_VERSION = 1;
 
 /** Agent names as they appear in `hello`, the rendezvous config and `/go/<agent>/` URLs. */
 export const AGENT_NAME_PATTERN = /^[a-z0-9-]{1,63}$/;
-/** Shared secrets shorter than this are refused by both configs. */
+/** Shared secrets shorter than this are refused by both configs: they could be guessed offline from one captured handshake. */
 export const MIN_SECRET_CHARS = 16;
 /** Longest `error.message` and `probe.reason`. */
 export const MAX_TEXT_CHARS = 200;
 /** Range of the heartbeat interval the server announces in `welcome`. */
 export const MIN_HEARTBEAT_MS = 100;
 export const MAX_HEARTBEAT_MS = 600_000;
-/** Random bytes in each handshake nonce; sent as base64url. */
-export const NONCE_BYTES = 16;
 /** Whitelist operations the server forwards in `admin` (the status it answers itself, from its registry). */
 export const ADMIN_OPS = ['list', 'add', 'remove'] as const;
 /** Longest note an `admin` add may carry. */
@@ -201,7 +201,7 @@ interface Schema {
 
 /** Validates a decoded frame: known type, every field present with the right type and size, nothing else. */
 export function parseMessage(value: unknown): Result<Message> {
-  if (!isPlainRecord(value)) return err(`a message must be a JSON object, not ${describe(value)}`);
+  if (!isPlainObject(value)) return err(`a message must be a JSON object, not ${describe(value)}`);
   const type = value.type;
   if (typeof type !== 'string') return err(`message.type must be a string, not ${describe(type)}`);
   if (!Object.hasOwn(SCHEMAS, type)) {
@@ -246,10 +246,6 @@ function describe(value: unknown): string {
   return text.length > 40 ? `${text.slice(0, 37)}..."` : text;
 }
 
-function isPlainRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 const must = (field: string, what: string, value: unknown): Result<never> => err(`${field} must be ${what}, not ${describe(value)}`);
 
 function exactly(expected: string | number | boolean): Check {
@@ -277,7 +273,7 @@ function text(maxChars: number): Check {
 const boolean: Check = (value, field) => (typeof value === 'boolean' ? ok(value) : must(field, 'true or false', value));
 
 const nonce: Check = (value, field) =>
-  typeof value === 'string' && /^[A-Za-z0-9_-]{22}$/.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
+  typeof value === 'string' && NONCE_PATTERN.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
     ? ok(value)
     : must(field, `${NONCE_BYTES} bytes in base64url (22 characters)`, value);
 
@@ -293,7 +289,7 @@ const isoTime: Check = (value, field) =>
     : must(field, 'a UTC time as Date.toISOString() prints it (2024-01-31T04:20:00.000Z)', value);
 
 const observed: Check = (value, field) =>
-  isPlainRecord(value) ? readFields(value, field, { required: { ip, port: integer(1, 65535) } }) : must(field, 'an object { ip, port }', value);
+  isPlainObject(value) ? readFields(value, field, { required: { ip, port: integer(1, 65535) } }) : must(field, 'an object { ip, port }', value);
 
 const version: Check = (value, field) =>
   value === PROTOCOL_VERSION ? ok(value) : must(field, `${PROTOCOL_VERSION}, the only protocol version this build speaks`, value);

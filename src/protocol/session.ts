@@ -1,7 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../common/result.js';
 import {
-  NONCE_BYTES,
   type AdminMessage,
   type AdminResultMessage,
   type ErrorMessage,
@@ -51,11 +50,6 @@ const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
   server: new Set(['pong', 'probe', 'admin', 'error']),
 };
 const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
-
-/** A fresh handshake nonce: 16 random bytes, base64url. */
-export function newNonce(): string {
-  return randomBytes(NONCE_BYTES).toString('base64url');
-}
 
 /** The agent's proof of the secret, bound to both nonces and to what it registers. */
 export function authMac(secret: Secret, agent: string, clientNonce: string, serverNonce: string, claims: AuthClaims): string {

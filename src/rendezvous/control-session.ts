@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
 import type { AdminOrder, AuthMessage, HelloMessage, Message, ObservedAddress } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, type AuthClaims } from '../protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, type AuthClaims } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
 import { normalizeIp } from './addresses.js';
 import type { ProbeOutcome } from './registry.js';
 import { PendingAdminRequests, type AdminReply } from './remote-admin.js';
@@ -46,7 +47,7 @@ export class ControlSession {
   /** The server address the agent connected to: the one its whitelist admits for reachability checks. */
   readonly serverIp: string | undefined;
   /** What only the handshake needs; dropped after it (10,000 sessions make every byte count). */
-  private handshake: { serverNonce: string; hello?: HelloMessage } | undefined = { serverNonce: newNonce() };
+  private handshake: { serverNonce: string; hello?: HelloMessage } | undefined = { serverNonce: randomNonce() };
   private sealed: SealedChannelState | undefined;
   private failure: string | undefined;
   /** The handshake deadline, then the liveness deadline (pushed back by every valid frame), in epoch ms. */

@@ -6,6 +6,7 @@ import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
 import { urlHost } from '../common/address.js';
+import { escapeHtml } from '../common/html.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
 import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
 import type { AgentRecord } from './registry.js';
@@ -121,10 +122,6 @@ const ADMIN_PAGE: WebResponse = {
   },
   body: ADMIN_PAGE_HTML,
 };
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
-}
 
 export interface WebServerOptions {
   certificates: CertificateSource;

@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-write.js';
 import type { Logger } from '../../common/logger.js';
+import { isPlainObject } from '../../common/plain-object.js';
 import { err, ok, type Result } from '../../common/result.js';
 import type { WhitelistEntrySpec } from '../../config/agent-types.js';
 import { parseCidr, type Cidr } from '../../common/cidr.js';
@@ -354,7 +355,7 @@ export function parseRuntimeFile(text: string, file: string): Result<WhitelistEn
   } catch (error) {
     return err(`${file}: not valid JSON (${(error as Error).message}); fix it, or delete the file to drop all runtime entries`);
   }
-  if (!isObject(data) || !Array.isArray(data.entries)) {
+  if (!isPlainObject(data) || !Array.isArray(data.entries)) {
     return err(`${file}: expected {"version": ${FILE_VERSION}, "entries": [...]}; fix it, or delete the file to drop all runtime entries`);
   }
   if (data.version !== FILE_VERSION) {
@@ -371,7 +372,7 @@ export function parseRuntimeFile(text: string, file: string): Result<WhitelistEn
 
 /** Errors start with the key path below the entry (".cidr ...") or a space. */
 function parseFileEntry(item: unknown): Result<WhitelistEntry> {
-  if (!isObject(item)) return err(' must be an object such as {"cidr": "192.168.1.0/24"}');
+  if (!isPlainObject(item)) return err(' must be an object such as {"cidr": "192.168.1.0/24"}');
   const unknown = Object.keys(item).find((key) => !ENTRY_KEYS.has(key));
   if (unknown !== undefined) return err(` has an unknown key "${unknown}"; the keys are cidr, note, expires, added`);
   if (typeof item.cidr !== 'string') return err('.cidr is missing; write e.g. "cidr": "192.168.1.0/24"');
@@ -399,8 +400,4 @@ export function formatRuntimeFile(entries: WhitelistEntry[]): string {
     added: entry.added?.toISOString(),
   }));
   return `${JSON.stringify({ version: FILE_VERSION, entries: items }, null, 2)}\n`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
