@@ -24,6 +24,7 @@ import { startRendezvous, type RunningRendezvous } from '../src/rendezvous/rende
 import { MAX_PENDING_ADMIN_REQUESTS, PendingAdminRequests } from '../src/rendezvous/remote-admin.js';
 import { captureLogs, type LogLine } from './helpers/logs.js';
 import { writeLoopbackConfigs, type LoopbackConfigs } from './helpers/loopback-pair.js';
+import { waitFor } from './helpers/wait.js';
 
 /**
  * A real rendezvous and a real agent on loopback, in this process: whitelist changes signed with a
@@ -56,12 +57,6 @@ async function startAgentHere(): Promise<void> {
   agent = await startAgent(await loadAgentConfig(configs.agentConfig), logger);
 }
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  for (const started = Date.now(); !(await condition()); await sleep(20)) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting until ${what}`);
-  }
-}
-
 const online = (): boolean => rendezvous.registry.get('home')?.online === true;
 
 before(async () => {
@@ -81,7 +76,7 @@ before(async () => {
   const added = await store.add({ scopes: ['status:read', 'whitelist:write'], note: 'phone' });
   assert.ok(added.ok);
   key = added.value;
-  await waitFor('the agent is registered', online);
+  await waitFor('the agent is registered', online, 10_000);
 });
 
 after(async () => {
@@ -167,7 +162,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     const note = `"quoted" — ünïcödé ${'x'.repeat(120)}`;
     const many = Array.from({ length: 300 }, (_, i) => ({ cidr: `10.1.${i >> 8}.${i & 255}/32`, note, added: new Date().toISOString() }));
     await writeFile(file, JSON.stringify({ ...data, entries: [...data.entries, ...many] }));
-    await waitFor('the agent reloads its whitelist file', () => agent.whitelist.entries().length >= 301);
+    await waitFor('the agent reloads its whitelist file', () => agent.whitelist.entries().length >= 301, 10_000);
     const list = await api('GET', 'whitelist');
     assert.equal(list.status, 200);
     assert.ok(JSON.stringify(list.json).length > 4 * MAX_FRAME_BYTES, 'the answer spans many frames');
@@ -246,7 +241,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     assert.equal(await admitted('127.0.0.2'), false, 'nothing listens');
     await startRendezvousHere();
     await startAgentHere();
-    await waitFor('the agent is registered again', online);
+    await waitFor('the agent is registered again', online, 10_000);
     const list = await api('GET', 'whitelist');
     assert.equal(list.status, 200);
     assert.ok(cidrs(list).includes('127.0.0.2/32'));
@@ -261,7 +256,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
 
   test('with the agent offline: 503 naming it for whitelist calls; status still answers from the registry', async () => {
     await agent.close();
-    await waitFor('the rendezvous sees the agent offline', () => !online());
+    await waitFor('the rendezvous sees the agent offline', () => !online(), 10_000);
     for (const [method, route, body] of [['GET', 'whitelist'], ['POST', 'allow-me', {}], ['DELETE', 'whitelist/127.0.0.2%2F32']] as const) {
       const answer = await api(method, route, { body });
       assert.equal(answer.status, 503, `${method} ${route}`);

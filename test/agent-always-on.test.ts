@@ -9,15 +9,9 @@ import { notifyReady } from '../src/common/notify.js';
 import { scheduleReregister } from '../src/agent/schedule.js';
 import { heartbeatStale, missedRun } from '../src/agent/wall-clock.js';
 import { createLogger } from '../src/common/logger.js';
+import { waitFor } from './helpers/wait.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  for (const started = Date.now(); Date.now() - started < timeoutMs; await sleep(20)) {
-    if (await condition()) return;
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 test('missedRun: a planned run counts as missed only once the wall clock is past it by the grace', () => {
   const planned = Date.parse('2026-03-01T04:20:00Z');
@@ -85,7 +79,7 @@ test('the address watch re-registers when the interfaces change and when heartbe
     await sleep(150);
     assert.deepEqual(reasons, [], 'nothing changed, heartbeats fresh');
     interfaces = { eth0: [iface('192.168.1.77', '192.168.1.77/24')] };
-    await waitFor(() => reasons.length > 0, 'the interface change');
+    await waitFor('the interface change', () => reasons.length > 0);
     await sleep(100);
     assert.deepEqual(reasons, ['network interfaces changed'], 'one re-register per change');
 
@@ -94,7 +88,7 @@ test('the address watch re-registers when the interfaces change and when heartbe
     await sleep(150);
     assert.equal(reasons.length, 1, 'a disconnected link is already retrying; no extra re-register');
     connected = true;
-    await waitFor(() => reasons.length > 1, 'the stale-heartbeat re-check');
+    await waitFor('the stale-heartbeat re-check', () => reasons.length > 1);
     assert.equal(reasons[1], 'public address re-check: heartbeat replies stale');
   } finally {
     stop();
@@ -121,7 +115,7 @@ test('the daily job runs once at once when the wall clock jumps past its planned
     assert.deepEqual(runs, [], 'no run before the planned time');
 
     clockOffsetMs = planned.getTime() - Date.now() + 5 * 60_000; // the machine slept until 04:25
-    await waitFor(() => runs.length > 0, 'the guard to run the missed job');
+    await waitFor('the guard to run the missed job', () => runs.length > 0);
     await sleep(150);
     assert.equal(runs.length, 1, 'the missed run happens once, not on every check');
     assert.deepEqual(missed, [planned]);
@@ -153,6 +147,6 @@ test('notifyReady runs systemd-notify --ready only under systemd (NOTIFY_SOCKET 
   await sleep(300);
   assert.deepEqual(await notify.calls(), [], 'not under systemd: no call');
   notifyReady(logger, { PATH, NOTIFY_SOCKET: '/run/test-notify.sock' });
-  await waitFor(async () => (await notify.calls()).length > 0, 'the systemd-notify call');
+  await waitFor('the systemd-notify call', async () => (await notify.calls()).length > 0);
   assert.deepEqual(await notify.calls(), ['--ready NOTIFY_SOCKET=/run/test-notify.sock']);
 });

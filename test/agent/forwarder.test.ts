@@ -14,6 +14,7 @@ import { DEFAULT_TIMEOUTS, type RouteConfig } from '../../src/config/agent-types
 import { compileRoutes } from '../../src/agent/router.js';
 import { createForwarder, type Forwarder } from '../../src/agent/forwarder.js';
 import { createHttpHandlers } from '../../src/agent/http-handler.js';
+import { waitFor } from '../helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Loopback fixtures: upstream services written here, and the agent's HTTP server with our handlers.
@@ -230,18 +231,8 @@ function call(path: string, { method = 'GET', headers = {}, body }: Call = {}, p
   });
 }
 
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 2_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 function accessLine(predicate: (line: LogLine) => boolean): Promise<LogLine> {
-  return waitFor(() => fx.logs.find((line) => line.msg === 'request' && predicate(line)), 'the access-log line');
+  return waitFor('the access-log line', () => fx.logs.find((line) => line.msg === 'request' && predicate(line)));
 }
 
 // ---------------------------------------------------------------------------------------------------

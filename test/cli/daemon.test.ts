@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonCommand, type Daemon } from '../../src/cli/daemon.js';
 import { CLI, runCli, startCli, stopChild } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 const AGENT_TOML = `
 [agent]
@@ -169,7 +170,7 @@ test('a daemon holds SIGHUP and SIGUSR2 while it starts (each delivered once it 
   const events: string[] = [];
   const { command, finishStart, finishClose } = gatedSpec(events);
   const running = command.run(['--config', join(dir, 'gated.toml'), '--pid-file', pidFile]);
-  while (!events.includes('starting')) await settle();
+  await waitFor('the daemon to start', () => events.includes('starting'));
   assert.equal(await readFile(pidFile, 'utf8'), `${process.pid}\n`);
 
   // without handlers in place, either signal would end this test process
@@ -177,11 +178,12 @@ test('a daemon holds SIGHUP and SIGUSR2 while it starts (each delivered once it 
   await settle();
   assert.deepEqual(events, ['starting'], 'nothing happens before the daemon runs');
   finishStart();
+  await waitFor('the held signals', () => events.length >= 3);
   await settle();
   assert.deepEqual(events, ['starting', 'reload', 'reregister'], 'each held signal delivered once');
 
   process.kill(process.pid, 'SIGTERM');
-  await settle();
+  await waitFor('the daemon to close', () => events.includes('closing'));
   process.kill(process.pid, 'SIGHUP');
   await settle();
   assert.deepEqual(events.slice(3), ['closing'], 'no reload while closing');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { runCli, startCli, stopChild } from '../helpers/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 const scratch: string[] = [];
 after(() => Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true }))));
@@ -43,9 +44,8 @@ secret = "home-secret-0123456789"
     assert.equal(listening.http, `127.0.0.1:${listening.httpPort}`);
     assert.equal(await fetchHealth(listening.httpPort as number), '200 ok\n');
     child.kill('SIGHUP');
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await waitFor('the reload line', () => /SIGHUP: reloading/.test(output()));
     assert.equal(child.exitCode, null, 'SIGHUP reloads, it does not stop');
-    assert.match(output(), /SIGHUP: reloading/);
   } finally {
     assert.equal(await stopChild(child), 0, output());
   }

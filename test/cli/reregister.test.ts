@@ -72,7 +72,7 @@ for (const source of ['/proc', 'ps'] as const) {
     const bystander = startSleep(t);
     const agent = startFakeAgent(t, ['--config', config], tmpdir());
     const otherConfig = startFakeAgent(t, ['--config', join(dir, 'other.toml')], tmpdir());
-    await sleep(100); // the node children have exec'd
+    await Promise.all([bystander, agent, otherConfig].map((child) => once(child, 'spawn')));
 
     assert.deepEqual(await identifyAgentProcess(agent.pid, config, procRoot), { kind: 'agent', pid: agent.pid });
     assert.deepEqual(await identifyAgentProcess(bystander.pid, config, procRoot), { kind: 'other', pid: bystander.pid, program: 'sleep' });
@@ -91,7 +91,7 @@ test('an agent started with a relative --config, or through a symlink, is recogn
   await symlink(config, link);
   const relative = startFakeAgent(t, ['-c', 'agent.toml'], dir);
   const linked = startFakeAgent(t, [`--config=${link}`], tmpdir());
-  await sleep(100);
+  await Promise.all([relative, linked].map((child) => once(child, 'spawn')));
   assert.deepEqual(await identifyAgentProcess(relative.pid, config, '/proc'), { kind: 'agent', pid: relative.pid });
   assert.deepEqual(await identifyAgentProcess(linked.pid, config, '/proc'), { kind: 'agent', pid: linked.pid });
 

@@ -20,6 +20,7 @@ import { Registry } from '../../src/rendezvous/registry.js';
 import { startRendezvous, type RunningRendezvous } from '../../src/rendezvous/rendezvous.js';
 import { ensureSelfSigned } from '../../src/tls/selfsigned.js';
 import { TLS_SERVER_OPTIONS } from '../../src/tls/server-options.js';
+import { waitFor } from '../helpers/wait.js';
 
 const SECRET = 'home-secret-0123456789';
 const FP = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').toUpperCase()).join(':');
@@ -126,12 +127,6 @@ async function startControl(options: { heartbeatMs?: number; limits?: Partial<Co
 const logged = (lines: Record<string, unknown>[], pattern: RegExp): Record<string, unknown> | undefined =>
   lines.find((line) => pattern.test(`${String(line.msg)} ${String(line.reason ?? '')}`));
 
-async function until(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !condition(); await sleep(10)) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-  }
-}
-
 describe('control server', { timeout: 30_000 }, () => {
   const open: { close(): unknown }[] = [];
   afterEach(async () => {
@@ -223,7 +218,7 @@ describe('control server', { timeout: 30_000 }, () => {
     await agent.closed; // now silent, like a connection whose NAT mapping vanished
     const silentFor = Date.now() - silentSince;
     assert.ok(silentFor >= 350 && silentFor < 2000, `expired after ${silentFor} ms of silence`);
-    await until(() => !server.registry.get('home')!.online);
+    await waitFor('the agent to be offline', () => !server.registry.get('home')!.online, 3000);
     assert.ok(server.registry.get('home')!.offlineSince);
     assert.ok(logged(server.lines, /no heartbeat for 500 ms/));
   });
