@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import tls from 'node:tls';
-import { pino } from 'pino';
-import { probeReachability, ProbeScheduler, type ProbeResult, type ProbeTarget } from '../../src/rendezvous/prober.js';
+import { probeReachability } from '../../src/rendezvous/prober.js';
 import { ensureSelfSigned, type SelfSignedState } from '../../src/tls/selfsigned.js';
 import { TLS_SERVER_OPTIONS } from '../../src/tls/server-options.js';
 
@@ -105,88 +104,5 @@ describe('probeReachability', { timeout: 20_000 }, () => {
     const plainHttp = net.createServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
     const garbled = await probeReachability({ address: { ip: '127.0.0.1', port: await listening(plainHttp) }, fingerprint: agentCert.leaf.fingerprint256 }, 2000);
     assert.equal(garbled.reason, 'tls error', garbled.detail);
-  });
-});
-
-describe('ProbeScheduler', { timeout: 20_000 }, () => {
-  const target = (port: number): ProbeTarget => ({ address: { ip: '127.0.0.1', port }, fingerprint: 'AA' });
-  const logger = pino({ level: 'silent' });
-
-  test('checks at once, then again every interval, and stops when told', async () => {
-    const checks: number[] = [];
-    const results: string[] = [];
-    const scheduler = new ProbeScheduler({
-      intervalMs: 100, timeoutMs: 50, logger,
-      probe: async (probed) => { checks.push(probed.address.port); return { reachable: true, checkedAt: new Date() }; },
-      onResult: (name, probed) => results.push(`${name}@${probed.address.port}`),
-    });
-    scheduler.checkNow('home', target(1));
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    assert.ok(checks.length >= 3 && checks.length <= 5, `${checks.length} checks in 350 ms at a 100 ms interval`);
-    assert.deepEqual(new Set(results), new Set(['home@1']));
-    scheduler.stop('home');
-    const stoppedAt = checks.length;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    assert.equal(checks.length, stoppedAt, 'no check after stop');
-    assert.equal(scheduler.watching, 0);
-    scheduler.close();
-  });
-
-  test('after a failure the next check comes sooner, backing off towards the interval; success restores the interval', async () => {
-    const checkedAt: number[] = [];
-    let reachable = false;
-    const scheduler = new ProbeScheduler({
-      intervalMs: 10_000, retryMs: 40, timeoutMs: 50, logger,
-      probe: async () => { checkedAt.push(Date.now()); return { reachable, ...(reachable ? {} : { reason: 'refused' as const }), checkedAt: new Date() }; },
-      onResult: () => undefined,
-    });
-    scheduler.checkNow('home', target(1));
-    await new Promise((resolve) => setTimeout(resolve, 330)); // checks at about 0, 40, 120, 280 ms
-    const gaps = checkedAt.slice(1).map((at, i) => at - checkedAt[i]!);
-    assert.ok(checkedAt.length >= 3 && checkedAt.length <= 5, `${checkedAt.length} checks`);
-    assert.ok(gaps.every((gap, i) => i === 0 || gap > gaps[i - 1]!), `gaps grow: ${gaps.join(', ')}`);
-    assert.ok(gaps[0]! >= 35 && gaps[0]! < 1000, `first retry after ${gaps[0]} ms`);
-    reachable = true;
-    await new Promise((resolve) => setTimeout(resolve, 400)); // the next retry succeeds; then 10 s of quiet
-    const afterSuccess = checkedAt.length;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(checkedAt.length, afterSuccess, 'back to the full interval after a success');
-    scheduler.close();
-  });
-
-  test('a replaced target is checked no more: only the new one keeps its interval', async () => {
-    const checks: number[] = [];
-    const scheduler = new ProbeScheduler({
-      intervalMs: 100, timeoutMs: 50, logger,
-      probe: async (probed) => { checks.push(probed.address.port); return { reachable: true, checkedAt: new Date() }; },
-      onResult: () => undefined,
-    });
-    scheduler.checkNow('home', target(1));
-    await new Promise((resolve) => setTimeout(resolve, 50)); // port 1's next check is now waiting its turn
-    scheduler.checkNow('home', target(2));
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    scheduler.close();
-    assert.deepEqual(checks.filter((port) => port === 1), [1], 'port 1 only in its first check');
-    const port2 = checks.filter((port) => port === 2).length;
-    assert.ok(port2 >= 3 && port2 <= 5, `${port2} checks of port 2 in 350 ms at a 100 ms interval`);
-  });
-
-  test('a new target overtakes a check in flight: the old result is dropped', async () => {
-    const pending = new Map<number, (result: ProbeResult) => void>();
-    const delivered: number[] = [];
-    const scheduler = new ProbeScheduler({
-      intervalMs: 60_000, timeoutMs: 50, logger,
-      probe: (probed) => new Promise((resolve) => pending.set(probed.address.port, resolve)),
-      onResult: (_name, probed) => delivered.push(probed.address.port),
-    });
-    scheduler.checkNow('home', target(1));
-    await new Promise((resolve) => setImmediate(resolve));
-    scheduler.checkNow('home', target(2)); // the address changed while the first check ran
-    await new Promise((resolve) => setImmediate(resolve));
-    pending.get(2)!({ reachable: true, checkedAt: new Date() });
-    pending.get(1)!({ reachable: false, reason: 'timeout', checkedAt: new Date() });
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.deepEqual(delivered, [2]);
-    scheduler.close();
   });
 });
