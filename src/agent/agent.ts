@@ -46,7 +46,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
-  }).catch(refuseToStart);
+  });
   const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
     whitelist.close();
     return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);

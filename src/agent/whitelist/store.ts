@@ -4,6 +4,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-write.js';
 import type { Logger } from '../../common/logger.js';
+import { ConfigError } from '../../common/config-error.js';
 import { isPlainObject } from '../../common/plain-object.js';
 import { err, ok, type Result } from '../../common/result.js';
 import type { WhitelistEntrySpec } from '../../config/agent-types.js';
@@ -81,11 +82,12 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.set = new CidrSet(config);
   }
 
+  /** Opens the whitelist; a runtime file it cannot read or trust throws a ConfigError (the agent does not start). */
   static async open(options: WhitelistOptions): Promise<Whitelist> {
     const config = options.configEntries.map((spec, index) => configEntry(spec, index));
     await mkdir(dirname(options.file), { recursive: true, mode: 0o700 });
     const loaded = await readRuntimeFile(options.file);
-    if (!loaded.ok) throw new Error(`${loaded.error}; homeport will not start with a whitelist it cannot read`);
+    if (!loaded.ok) throw new ConfigError([`${loaded.error}; homeport will not start with a whitelist it cannot read`]);
     const whitelist = new Whitelist(config, options);
     whitelist.apply(loaded.value);
     options.logger.info({ config: config.length, runtime: whitelist.runtime.length, file: options.file }, 'whitelist loaded');
@@ -318,7 +320,7 @@ export function isLive(entry: WhitelistEntry, nowMs: number): boolean {
 
 function configEntry(spec: WhitelistEntrySpec, index: number): WhitelistEntry {
   const parsed = parseCidr(spec.cidr);
-  if (!parsed.ok) throw new Error(`whitelist.allow[${index}] "${spec.cidr}" ${parsed.error}`);
+  if (!parsed.ok) throw new ConfigError([`whitelist.allow[${index}] "${spec.cidr}" ${parsed.error}`]);
   const entry: WhitelistEntry = { cidr: parsed.value, source: 'config' };
   if (spec.note !== undefined) entry.note = spec.note;
   if (spec.expires !== undefined) entry.expires = spec.expires;

@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import { writeFileAtomic } from '../../../src/common/atomic-write.js';
 import type { WhitelistEntrySpec } from '../../../src/config/agent-types.js';
 import { Whitelist, type WhitelistOptions } from '../../../src/agent/whitelist/store.js';
+import { ConfigError } from '../../../src/common/config-error.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00Z');
 
@@ -154,6 +155,7 @@ test('a corrupt or unreadable file refuses to open, naming the file, the entry a
   for (const [content, message] of cases) {
     await writeFile(f.file, content);
     await assert.rejects(f.open([{ cidr: '127.0.0.1' }]), (error: Error) => {
+      assert.ok(error instanceof ConfigError, 'a file the agent cannot trust is a configuration error (exit code 2)');
       assert.ok(error.message.startsWith(`${f.file}: `), error.message);
       assert.match(error.message, message);
       assert.match(error.message, /homeport will not start with a whitelist it cannot read$/);
