@@ -283,7 +283,7 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     pending.receive(part(99, '{"late":true}'));
     pending.receive(part(sent[0]!, '[{"cidr":', true));
     pending.receive(part(sent[0]!, '"10.0.0.1/32"}]'));
-    assert.deepEqual(await reply, { ok: true, status: 200, body: '[{"cidr":"10.0.0.1/32"}]' });
+    assert.deepEqual(await reply, { ok: true, value: { status: 200, body: '[{"cidr":"10.0.0.1/32"}]' } });
   });
 
   test('no answer in time is 504; an ended connection is 503; a failed send or an endless answer is 502; too many waiting is 503', async () => {
@@ -292,7 +292,7 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     assert.deepEqual(silent, { ok: false, status: 504, error: 'home did not answer within 0.05 s' });
     const waiting = pending.request({ op: 'list' }, () => ok(undefined));
     pending.failAll();
-    assert.equal((await waiting).status, 503);
+    assert.deepEqual(await waiting, { ok: false, status: 503, error: 'the connection to home ended before it answered; try again when it is back' });
     const unsent = await pending.request({ op: 'list' }, () => ({ ok: false, error: 'the control connection is closed' }));
     assert.deepEqual(unsent, { ok: false, status: 502, error: 'cannot forward the request to home: the control connection is closed' });
 
@@ -305,8 +305,8 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     const busy = new PendingAdminRequests('home', 1000);
     const flood = Array.from({ length: MAX_PENDING_ADMIN_REQUESTS }, () => busy.request({ op: 'list' }, () => ok(undefined)));
     const refused = await busy.request({ op: 'list' }, () => ok(undefined));
-    assert.equal(refused.status, 503);
+    assert.deepEqual(refused, { ok: false, status: 503, error: `home has ${MAX_PENDING_ADMIN_REQUESTS} admin requests in flight; try again shortly` });
     busy.failAll();
-    assert.ok((await Promise.all(flood)).every((reply) => reply.status === 503));
+    assert.ok((await Promise.all(flood)).every((reply) => !reply.ok && reply.status === 503));
   });
 });

@@ -9,7 +9,7 @@ import { FramedConnection } from '../protocol/channel.js';
 import { adminResultParts, PROTOCOL_VERSION, type AdminMessage, type AdminOrder, type Message, type WelcomeMessage } from '../protocol/messages.js';
 import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
 import { randomNonce } from '../common/nonce.js';
-import type { AdminAnswer } from './admin-backend.js';
+import type { AdminAnswer } from '../admin/api-types.js';
 import type { PunchedPort } from './punch.js';
 import type { Reachability } from './public-address.js';
 import type { PublicAddress } from '../common/address.js';

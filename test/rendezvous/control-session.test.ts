@@ -138,7 +138,7 @@ test('an admin request reaches the agent sealed and resolves with its answer; wi
     assert.equal(order.op, 'list');
     const body = JSON.stringify({ entries: Array.from({ length: 200 }, (_, i) => ({ cidr: `10.0.${i}.0/24` })) });
     for (const part of adminResultParts(order.id, 200, body)) agent.send(part);
-    assert.deepEqual(await reply, { ok: true, status: 200, body }, 'the parts joined in order');
+    assert.deepEqual(await reply, { ok: true, value: { status: 200, body } }, 'the parts joined in order');
   } finally {
     agent.connection.close();
   }
@@ -146,7 +146,7 @@ test('an admin request reaches the agent sealed and resolves with its answer; wi
   const unauthenticated = new Agent(SECRET, (server.address() as AddressInfo).port);
   await waitFor('the session', () => sessions.length > count);
   const reply = await latest().requestAdmin({ op: 'list' });
-  assert.equal(reply.status, 503);
+  assert.deepEqual(reply, { ok: false, status: 503, error: 'the agent is not connected to the rendezvous' });
   unauthenticated.connection.close();
 });
 
