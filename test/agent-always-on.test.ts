@@ -128,7 +128,7 @@ test('the daily job runs once at once when the wall clock jumps past its planned
 
 /**
  * A stand-in for systemd-notify that records its calls, to see that none happens. The real one, with a real
- * notify socket, is exercised in daemon-ready.test.ts.
+ * notify socket, is exercised in daemon-always-on.test.ts.
  */
 async function fakeSystemdNotify(): Promise<{ dir: string; calls: () => Promise<string[]> }> {
   const dir = await mkdtemp(join(tmpdir(), 'hp-notify-'));

@@ -20,17 +20,17 @@ import { err, ok, type Result } from '../common/result.js';
  * ADMIN_RESULT_PART_CHARS characters, all but the last marked `more: true`, so a long whitelist fits the
  * frame limit without raising it: MAX_FRAME_BYTES is also what an unauthenticated peer can make us buffer.
  *
- * Changes from the design text (protocol-spec.md), each closing a hole an on-path attacker could use:
- * 1. `auth.mac` also covers `fingerprint`, `listenPort` and `publicHost` (see `authMac`). In the design it
- *    covered only the name and nonces, so anyone on the path could swap in their own certificate
- *    fingerprint or rewrite `publicHost`, making the rendezvous redirect users to a host of their choice.
- * 2. `welcome.mac` also covers `heartbeatMs` (see `welcomeMac`): unauthenticated, a rewritten interval
+ * What the MACs and the parser cover, each closing a hole an on-path attacker could use:
+ * 1. `auth.mac` covers `fingerprint`, `listenPort` and `publicHost` besides the name and nonces (see
+ *    `authMac`); otherwise anyone on the path could swap in their own certificate fingerprint or rewrite
+ *    `publicHost`, making the rendezvous redirect users to a host of their choice.
+ * 2. `welcome.mac` covers `heartbeatMs` too (see `welcomeMac`): unauthenticated, a rewritten interval
  *    could make the agent ping too rarely (declared dead, NAT mapping lost) or flood.
  * 3. Unknown fields are rejected, at every level. A sealed message is verified over the canonical JSON of
  *    the parsed message, so a field the parser dropped would otherwise ride along unauthenticated.
  * 4. A sealed message is accepted only if its type is one the peer's role sends (see session.ts), on top
  *    of the direction label inside the MAC.
- * Choices the design left open: nonces are base64url of 16 random bytes (22 characters); `reregister` is
+ * Also fixed here: nonces are base64url of 16 random bytes (22 characters); `reregister` is
  * left out (the agent reconnects instead); after `welcome` an `error` must be sealed like any other frame.
  */
 

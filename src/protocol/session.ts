@@ -91,8 +91,8 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * canonicalJson of an object, leaving out the member `omit` (a sealed message's MAC covers everything but
- * the MAC). Every ping and pong goes through here twice: plain loops, because filter/sort/map/join cost
- * about 3 KB of garbage per MAC (sort alone allocates a work area per call).
+ * the MAC). Every ping and pong goes through here twice: plain loops, because filter/sort/map/join make
+ * garbage on every MAC (sort alone allocates a work area per call).
  */
 function canonicalObject(record: Record<string, unknown>, omit?: string): string {
   const keys = sortedKeys(record, omit);

@@ -26,7 +26,8 @@ export interface SessionHost {
 
 /**
  * An unchanged reachability verdict is sent to the agent again only after this long. Checks run every
- * 30 s: with 10,000 agents, repeating every result was 333 sealed writes a second for no news.
+ * 30 s: on a rendezvous with thousands of agents, repeating every result would be hundreds of sealed
+ * writes a second for no news.
  */
 export const PROBE_REPEAT_MS = 5 * 60_000;
 

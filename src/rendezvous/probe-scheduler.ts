@@ -63,8 +63,8 @@ interface Watch {
  * than the interval plus one timeout; sooner after a failure (see retryMs). A check overtaken by a new
  * target (or a stop) is dropped when it ends.
  *
- * Due checks wait in slots of one tick and one sweep timer starts them: with 10,000 agents a timer per
- * agent, re-armed with a jittered delay, kept thousands of Node timer lists alive.
+ * Due checks wait in slots of one tick and one sweep timer starts them: a timer per agent, each re-armed
+ * with a jittered delay, would keep thousands of Node timer lists alive on a large rendezvous.
  */
 export class ProbeScheduler {
   private readonly watches = new Map<string, Watch>();
