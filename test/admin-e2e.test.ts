@@ -11,7 +11,8 @@ import { connect } from 'node:tls';
 import { FAILURE_BURST } from '../src/admin/api.js';
 import type { ApiWhitelistEntry } from '../src/admin/api-types.js';
 import { KeyStore, keyStorePath } from '../src/admin/key-store.js';
-import { authorizationHeader, type AdminKey } from '../src/admin/signature.js';
+import type { AdminKey } from '../src/common/admin-key.js';
+import { authorizationHeader } from '../src/admin/signature.js';
 import { ok } from '../src/common/result.js';
 import { createLocalAdminBackend, executeAdminOrder } from '../src/agent/admin-backend.js';
 import { startAgent, type RunningAgent } from '../src/agent/agent.js';
@@ -23,6 +24,7 @@ import { startRendezvous, type RunningRendezvous } from '../src/rendezvous/rende
 import { MAX_PENDING_ADMIN_REQUESTS, PendingAdminRequests } from '../src/rendezvous/remote-admin.js';
 import { captureLogs, type LogLine } from './helpers/logs.js';
 import { writeLoopbackConfigs, type LoopbackConfigs } from './helpers/loopback-pair.js';
+import { waitFor } from './helpers/wait.js';
 
 /**
  * A real rendezvous and a real agent on loopback, in this process: whitelist changes signed with a
@@ -55,12 +57,6 @@ async function startAgentHere(): Promise<void> {
   agent = await startAgent(await loadAgentConfig(configs.agentConfig), logger);
 }
 
-async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  for (const started = Date.now(); !(await condition()); await sleep(20)) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting until ${what}`);
-  }
-}
-
 const online = (): boolean => rendezvous.registry.get('home')?.online === true;
 
 before(async () => {
@@ -80,7 +76,7 @@ before(async () => {
   const added = await store.add({ scopes: ['status:read', 'whitelist:write'], note: 'phone' });
   assert.ok(added.ok);
   key = added.value;
-  await waitFor('the agent is registered', online);
+  await waitFor('the agent is registered', online, 10_000);
 });
 
 after(async () => {
@@ -166,7 +162,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     const note = `"quoted" — ünïcödé ${'x'.repeat(120)}`;
     const many = Array.from({ length: 300 }, (_, i) => ({ cidr: `10.1.${i >> 8}.${i & 255}/32`, note, added: new Date().toISOString() }));
     await writeFile(file, JSON.stringify({ ...data, entries: [...data.entries, ...many] }));
-    await waitFor('the agent reloads its whitelist file', () => agent.whitelist.entries().length >= 301);
+    await waitFor('the agent reloads its whitelist file', () => agent.whitelist.entries().length >= 301, 10_000);
     const list = await api('GET', 'whitelist');
     assert.equal(list.status, 200);
     assert.ok(JSON.stringify(list.json).length > 4 * MAX_FRAME_BYTES, 'the answer spans many frames');
@@ -245,7 +241,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     assert.equal(await admitted('127.0.0.2'), false, 'nothing listens');
     await startRendezvousHere();
     await startAgentHere();
-    await waitFor('the agent is registered again', online);
+    await waitFor('the agent is registered again', online, 10_000);
     const list = await api('GET', 'whitelist');
     assert.equal(list.status, 200);
     assert.ok(cidrs(list).includes('127.0.0.2/32'));
@@ -260,7 +256,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
 
   test('with the agent offline: 503 naming it for whitelist calls; status still answers from the registry', async () => {
     await agent.close();
-    await waitFor('the rendezvous sees the agent offline', () => !online());
+    await waitFor('the rendezvous sees the agent offline', () => !online(), 10_000);
     for (const [method, route, body] of [['GET', 'whitelist'], ['POST', 'allow-me', {}], ['DELETE', 'whitelist/127.0.0.2%2F32']] as const) {
       const answer = await api(method, route, { body });
       assert.equal(answer.status, 503, `${method} ${route}`);
@@ -287,7 +283,7 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     pending.receive(part(99, '{"late":true}'));
     pending.receive(part(sent[0]!, '[{"cidr":', true));
     pending.receive(part(sent[0]!, '"10.0.0.1/32"}]'));
-    assert.deepEqual(await reply, { ok: true, status: 200, body: '[{"cidr":"10.0.0.1/32"}]' });
+    assert.deepEqual(await reply, { ok: true, value: { status: 200, body: '[{"cidr":"10.0.0.1/32"}]' } });
   });
 
   test('no answer in time is 504; an ended connection is 503; a failed send or an endless answer is 502; too many waiting is 503', async () => {
@@ -296,7 +292,7 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     assert.deepEqual(silent, { ok: false, status: 504, error: 'home did not answer within 0.05 s' });
     const waiting = pending.request({ op: 'list' }, () => ok(undefined));
     pending.failAll();
-    assert.equal((await waiting).status, 503);
+    assert.deepEqual(await waiting, { ok: false, status: 503, error: 'the connection to home ended before it answered; try again when it is back' });
     const unsent = await pending.request({ op: 'list' }, () => ({ ok: false, error: 'the control connection is closed' }));
     assert.deepEqual(unsent, { ok: false, status: 502, error: 'cannot forward the request to home: the control connection is closed' });
 
@@ -309,8 +305,8 @@ describe('PendingAdminRequests: every forwarded request is settled exactly once'
     const busy = new PendingAdminRequests('home', 1000);
     const flood = Array.from({ length: MAX_PENDING_ADMIN_REQUESTS }, () => busy.request({ op: 'list' }, () => ok(undefined)));
     const refused = await busy.request({ op: 'list' }, () => ok(undefined));
-    assert.equal(refused.status, 503);
+    assert.deepEqual(refused, { ok: false, status: 503, error: `home has ${MAX_PENDING_ADMIN_REQUESTS} admin requests in flight; try again shortly` });
     busy.failAll();
-    assert.ok((await Promise.all(flood)).every((reply) => reply.status === 503));
+    assert.ok((await Promise.all(flood)).every((reply) => !reply.ok && reply.status === 503));
   });
 });

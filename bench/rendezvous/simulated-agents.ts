@@ -15,7 +15,8 @@ import { connect, createServer, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { FramedConnection } from '../../src/protocol/channel.js';
 import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../../src/protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../../src/protocol/session.js';
+import { randomNonce } from '../../src/common/nonce.js';
 import type { AgentCounters, WorkerCommand, WorkerReport } from './worker-protocol.js';
 
 const counters: AgentCounters = {
@@ -49,7 +50,7 @@ interface StartSettings {
 
 class SimulatedAgent {
   private connection: FramedConnection | undefined;
-  private readonly clientNonce = newNonce();
+  private readonly clientNonce = randomNonce();
   private serverNonce = '';
   private sealed: SealedChannelState | undefined;
   private heartbeat: NodeJS.Timeout | undefined;

@@ -55,8 +55,17 @@ export interface ApiStatus {
   registeredAt?: string;
 }
 
-/** A backend's answer: a value, or an HTTP status (400/404/503/...) with a one-line error. */
+/**
+ * The one shape of "done, or an HTTP error": a value, or an HTTP status (400/404/503/...) with a one-line
+ * error. A backend's answer, and (as Outcome<AdminAnswer>) an agent's answer through the rendezvous.
+ */
 export type Outcome<T> = { ok: true; value: T } | { ok: false; status: number; error: string };
+
+/** An answer as an agent sends it back through the rendezvous: the HTTP status and the JSON text. */
+export interface AdminAnswer {
+  status: number;
+  body: string;
+}
 
 /** Where the API's operations are applied: the agent's whitelist, or the agent behind a rendezvous. */
 export interface AdminBackend {

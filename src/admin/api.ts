@@ -61,8 +61,9 @@ interface Authorized {
   parameter: string;
 }
 
-type Checked<T> = { ok: true; value: T } | { ok: false; response: AdminHttpResponse };
-type Verdict<T> = { ok: true; value: T } | { ok: false; refusal: Refusal };
+/** An Outcome whose failure carries what the refusal's answer needs besides its status and error. */
+type Verdict<T> = Outcome<T> | Refused;
+type Refused = { ok: false } & Refusal;
 
 /** Why a request is refused, and what the answer carries besides { error }. */
 interface Refusal {
@@ -77,8 +78,8 @@ interface Refusal {
   free?: true;
 }
 
-function refused(refusal: Refusal): { ok: false; refusal: Refusal } {
-  return { ok: false, refusal };
+function refused(refusal: Refusal): Refused {
+  return { ok: false, ...refusal };
 }
 
 /**
@@ -131,31 +132,32 @@ export class AdminApi {
     const request = { ...raw, method: raw.method.toUpperCase(), clientIp: normalizeClientAddress(raw.clientIp) };
     try {
       const checked = await this.check(request);
-      return checked.ok ? await this.perform(checked.value, backend) : checked.response;
+      return 'actor' in checked ? await this.perform(checked, backend) : checked;
     } catch (error) {
       this.options.logger.error({ client: request.clientIp, target: request.target, err: String(error) }, 'admin request failed');
       return reply(500, { error: 'internal error; see the server log' });
     }
   }
 
-  private async check(request: AdminHttpRequest): Promise<Checked<Authorized>> {
+  /** The request with every check passed, or the answer that refuses it. */
+  private async check(request: AdminHttpRequest): Promise<Authorized | AdminHttpResponse> {
     const key = request.body.length > MAX_BODY_BYTES
       ? refused({ status: 413, error: `the body is over ${MAX_BODY_BYTES} bytes` })
       : await this.authenticate(request);
     if (!key.ok) {
       // the budget is looked at only now: a valid signature passes whatever the address spent
       const bucket = failureBucket(request.clientIp);
-      return { ok: false, response: this.failures.has(bucket) ? this.refuse(request, key.refusal) : this.rateLimited(bucket) };
+      return this.failures.has(bucket) ? this.refuse(request, key) : this.rateLimited(bucket);
     }
     const actor = { keyId: key.value.id, clientIp: request.clientIp };
     const route = resolveRoute(request.method, request.route);
-    if (!route.ok) return { ok: false, response: this.refuse(request, { ...route.refusal, keyId: actor.keyId }) };
+    if (!route.ok) return this.refuse(request, { ...route, keyId: actor.keyId });
     const { endpoint } = route.value;
     if (!key.value.scopes.includes(endpoint.scope)) {
       const error = `key ${actor.keyId} lacks the scope ${endpoint.scope}; create a key with it: homeport keygen --scopes ${endpoint.scope}`;
-      return { ok: false, response: this.refuse(request, { status: 403, error, keyId: actor.keyId }) };
+      return this.refuse(request, { status: 403, error, keyId: actor.keyId });
     }
-    return { ok: true, value: { request, actor, ...route.value } };
+    return { request, actor, ...route.value };
   }
 
   /** The header, the key, the clock, the signature, the nonce: 401 for any of them (503: too many nonces). */
@@ -273,19 +275,19 @@ export class AdminApi {
 }
 
 /** Which endpoint a method and route name, or 404/405 (with the Allow header). */
-function resolveRoute(method: string, route: string): { ok: true; value: { endpoint: Endpoint; parameter: string } } | { ok: false; refusal: Refusal } {
+function resolveRoute(method: string, route: string): Verdict<{ endpoint: Endpoint; parameter: string }> {
   const path = route.split('?', 1)[0]!;
   const slash = path.indexOf('/');
   const pattern = slash < 0 ? path : `${path.slice(0, slash)}/*`;
   const parameter = slash < 0 ? '' : path.slice(slash + 1);
   const methods = Object.hasOwn(ENDPOINTS, pattern) && (slash < 0 || parameter !== '') ? ENDPOINTS[pattern]! : undefined;
   if (!methods) {
-    return { ok: false, refusal: { status: 404, error: `no such endpoint "${path}"; the API has status, whitelist, whitelist/<cidr> and allow-me` } };
+    return refused({ status: 404, error: `no such endpoint "${path}"; the API has status, whitelist, whitelist/<cidr> and allow-me` });
   }
   const endpoint = methods[method];
   const allowed = Object.keys(methods).join(', ');
   if (!endpoint) {
-    return { ok: false, refusal: { status: 405, error: `${method} is not allowed on ${pattern.replace('*', '<cidr>')}; use ${allowed}`, headers: { allow: allowed } } };
+    return refused({ status: 405, error: `${method} is not allowed on ${pattern.replace('*', '<cidr>')}; use ${allowed}`, headers: { allow: allowed } });
   }
   return { ok: true, value: { endpoint, parameter } };
 }

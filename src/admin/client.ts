@@ -3,8 +3,10 @@ import { request } from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { spanInWords } from '../common/duration.js';
+import { isPlainObject } from '../common/plain-object.js';
 import { err, ok, type Result } from '../common/result.js';
-import { authorizationHeader, type AdminKey } from './signature.js';
+import type { AdminKey } from '../common/admin-key.js';
+import { authorizationHeader } from './signature.js';
 import type { ApiStatus, ApiWhitelistEntry } from './api-types.js';
 
 /** Where an admin API lives and how to trust it. */
@@ -173,7 +175,7 @@ function readAnswer(res: IncomingMessage, resolve: (answer: Result<RawAnswer>) =
 function parseJson(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined;
+    return isPlainObject(value) ? value : undefined;
   } catch {
     return undefined;
   }

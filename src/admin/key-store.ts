@@ -4,11 +4,12 @@ import { chown, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { writeFileAtomic, type FileOwner } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
+import { isPlainObject } from '../common/plain-object.js';
 import { err, ok, type Result } from '../common/result.js';
 import { describeOffset, jsonErrorOffset } from '../common/json-position.js';
-import { ConfigError } from '../config/problems.js';
+import { ConfigError } from '../common/config-error.js';
 import { isScope, type Scope } from './scopes.js';
-import { KEY_ID_PATTERN, KEY_SECRET_PATTERN, type AdminKey } from './signature.js';
+import { KEY_ID_PATTERN, KEY_SECRET_PATTERN, type AdminKey } from '../common/admin-key.js';
 
 /** The key store's name inside a program's stateDir. */
 export const KEY_STORE_FILE = 'admin-keys.json';
@@ -261,7 +262,7 @@ export function parseKeyFile(text: string, file: string): Result<StoredKey[]> {
     // JSON.parse's message quotes the text around the mistake, which here may be a secret: only say where
     return err(`${file}: not valid JSON at ${describeOffset(text, jsonErrorOffset(text))}; ${FIX}`);
   }
-  if (!isObject(data) || !Array.isArray(data.keys)) return err(`${file}: expected {"version": ${FILE_VERSION}, "keys": [...]}; ${FIX}`);
+  if (!isPlainObject(data) || !Array.isArray(data.keys)) return err(`${file}: expected {"version": ${FILE_VERSION}, "keys": [...]}; ${FIX}`);
   if (data.version !== FILE_VERSION) {
     return err(`${file}: version ${JSON.stringify(data.version)} is not supported (this homeport reads version ${FILE_VERSION})`);
   }
@@ -276,7 +277,7 @@ export function parseKeyFile(text: string, file: string): Result<StoredKey[]> {
 }
 
 function parseStoredKey(item: unknown): Result<StoredKey> {
-  if (!isObject(item)) return err(' is not an object');
+  if (!isPlainObject(item)) return err(' is not an object');
   const unknown = Object.keys(item).find((field) => !KEY_FIELDS.has(field));
   if (unknown !== undefined) return err(`.${unknown} is not a known field (known: ${[...KEY_FIELDS].join(', ')})`);
   const { id, secret, scopes, note, created } = item;
@@ -288,8 +289,4 @@ function parseStoredKey(item: unknown): Result<StoredKey> {
   if (note !== undefined && typeof note !== 'string') return err(`.note of key ${id} must be a string`);
   if (typeof created !== 'string' || Number.isNaN(Date.parse(created))) return err(`.created of key ${id} must be an ISO 8601 date`);
   return ok({ id, secret, scopes: [...new Set(scopes)], ...(note !== undefined ? { note } : {}), created });
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,4 +1,6 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { KEY_ID_PATTERN, type AdminKey } from '../common/admin-key.js';
+import { NONCE_BYTES, NONCE_PATTERN, randomNonce } from '../common/nonce.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /**
@@ -17,18 +19,7 @@ const STRING_TO_SIGN_LABEL = 'HOMEPORT-HMAC-SHA256';
 /** A request whose timestamp is further than this from the server's clock is refused. */
 export const MAX_CLOCK_SKEW_S = 300;
 
-const NONCE_BYTES = 16;
-export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
-/** A key id: 12 lower-case hex characters (6 random bytes); names the key in the key store and in logs. */
-export const KEY_ID_PATTERN = /^[0-9a-f]{12}$/;
-/** A key secret: 32 random bytes in base64url without padding, 43 characters. Never logged. */
-export const KEY_SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const SIGNATURE_PATTERN = /^[0-9a-f]{64}$/;
-
-export interface AdminKey {
-  id: string;
-  secret: string;
-}
 
 export interface SignedRequest {
   method: string;
@@ -46,19 +37,6 @@ export interface Authorization {
   timestamp: number;
   nonce: string;
   signature: string;
-}
-
-/**
- * "<id>:<secret>" as `homeport keygen` prints it. The error never echoes the text: it holds a secret even
- * when it is a bad one. It reads as the rest of a sentence that names where the key came from.
- */
-export function parseAdminKey(text: string): Result<AdminKey> {
-  const fix = 'write the "<id>:<secret>" that "homeport keygen --config <file>" printed (run it again for a new key)';
-  const [id = '', secret, ...rest] = text.trim().split(':');
-  if (secret === undefined || rest.length > 0) return err(`is not "<id>:<secret>"; ${fix}`);
-  if (!KEY_ID_PATTERN.test(id)) return err(`has a bad id (it must be 12 lower-case hex characters); ${fix}`);
-  if (!KEY_SECRET_PATTERN.test(secret)) return err(`has a bad secret (it must be 43 base64url characters); ${fix}`);
-  return ok({ id, secret });
 }
 
 export function sha256Hex(body: Uint8Array | string): string {
@@ -82,10 +60,6 @@ export function signatureMatches(secret: string, request: SignedRequest, signatu
   const expected = Buffer.from(sign(secret, request), 'hex');
   const given = Buffer.from(SIGNATURE_PATTERN.test(signature) ? signature : '', 'hex');
   return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-export function randomNonce(): string {
-  return randomBytes(NONCE_BYTES).toString('base64url');
 }
 
 export interface SigningClock {

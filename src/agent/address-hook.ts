@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Logger } from '../common/logger.js';
-import type { PublicAddress } from './status.js';
+import type { PublicAddress } from '../common/address.js';
 
 const HOOK_TIMEOUT_MS = 60_000;
 

@@ -1,8 +1,8 @@
 import { networkTooBroad } from '../admin/api.js';
-import type { Actor, AdminBackend, ApiStatus, ApiWhitelistEntry, Outcome } from '../admin/api-types.js';
+import type { Actor, AdminAnswer, AdminBackend, ApiStatus, ApiWhitelistEntry, Outcome } from '../admin/api-types.js';
 import { formatDuration } from '../common/duration.js';
 import type { Logger } from '../common/logger.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { DEFAULT_MAX_TTL_MS } from '../config/agent-types.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder } from '../protocol/messages.js';
 import type { AgentStatus } from './status.js';
@@ -84,12 +84,6 @@ function apiEntry(entry: WhitelistEntry): ApiWhitelistEntry {
     ...(entry.added ? { added: entry.added.toISOString() } : {}),
     source: entry.source,
   };
-}
-
-/** An answer for the rendezvous to pass on: the HTTP status and JSON text of the backend's outcome. */
-export interface AdminAnswer {
-  status: number;
-  body: string;
 }
 
 /**

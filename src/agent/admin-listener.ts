@@ -1,7 +1,7 @@
 import type { AdminHttpRequest, AdminHttpResponse } from '../admin/api-types.js';
 import { pathOf, sendJson, serveAdminHttp } from '../admin/http.js';
 import type { Logger } from '../common/logger.js';
-import type { ListenAddress } from '../config/agent-types.js';
+import type { ListenAddress } from '../common/address.js';
 import { listenOn } from '../common/listen.js';
 import type { CertificateSource } from '../tls/certificates.js';
 import { createHttpsServer } from '../tls/https-server.js';

@@ -5,8 +5,8 @@ import { AdminApi } from '../admin/api.js';
 import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
-import { formatHostPort } from '../config/address.js';
-import { ConfigError } from '../config/problems.js';
+import { formatHostPort } from '../common/address.js';
+import { ConfigError } from '../common/config-error.js';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { createSecureContext } from '../tls/server-options.js';
 import { createLocalAdminBackend, executeAdminOrder } from './admin-backend.js';
@@ -46,7 +46,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
-  }).catch(refuseToStart);
+  });
   const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
     whitelist.close();
     return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);

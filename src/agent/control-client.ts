@@ -7,11 +7,12 @@ import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { adminResultParts, PROTOCOL_VERSION, type AdminMessage, type AdminOrder, type Message, type ObservedAddress, type WelcomeMessage } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
-import type { AdminAnswer } from './admin-backend.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
+import type { AdminAnswer } from '../admin/api-types.js';
 import type { PunchedPort } from './punch.js';
 import type { Reachability } from './public-address.js';
-import type { PublicAddress } from './status.js';
+import type { PublicAddress } from '../common/address.js';
 
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 const BACKOFF = { baseMs: 1000, capMs: 30_000 };
@@ -131,7 +132,7 @@ export class ControlClient extends EventEmitter<ControlEvents> {
 class Session {
   ready = false;
   private readonly connection: FramedConnection;
-  private readonly clientNonce = newNonce();
+  private readonly clientNonce = randomNonce();
   private serverNonce = '';
   private sealed: SealedChannelState | undefined;
   private heartbeat: NodeJS.Timeout | undefined;

@@ -51,8 +51,8 @@ interface AccessEntry {
 export function createHttpHandlers({ router, forwarder, logger }: HttpHandlerOptions): HttpHandlers {
   // The access line has a fixed set of fields (AccessEntry; the path without its query) and none can
   // hold a secret, so it skips pino's key redaction: matching the wildcard redact paths against every
-  // field cost about 13 us per line, some 8% of the agent's CPU time per 1 KiB request. Everything
-  // else logged still goes through the redacting logger.
+  // field is a noticeable share of the CPU a small request costs (bench/README.md). Everything else
+  // logged still goes through the redacting logger.
   const accessLog = logger.child({}, { redact: [] });
   function logExchange(entry: AccessEntry): void {
     accessLog.info(entry, 'request');

@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
-import type { ListenAddress } from '../config/agent-types.js';
-import { formatHostPort } from '../config/address.js';
+import type { ListenAddress } from '../common/address.js';
+import { bindFailureText } from '../common/listen.js';
 
 export interface PortHolder {
   readonly port: number;
@@ -26,10 +26,7 @@ export async function listenOnLan(listen: ListenAddress, onConnection: (socket: 
   };
 }
 
-/** Turns a bind failure into one line that says what to do. */
+/** Turns a failure to bind agent.listen into one line that names the config file and says what to do. */
 export function describeBindError(error: NodeJS.ErrnoException, file: string, listen: ListenAddress): string {
-  const hint = error.code === 'EADDRINUSE' ? 'another program uses it; pick another agent.listen port'
-    : error.code === 'EACCES' ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
-    : error.code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : error.message;
-  return `${file}: agent.listen ${formatHostPort(listen)} cannot be bound: ${hint}`;
+  return `${file}: ${bindFailureText(error, 'agent.listen', listen)}`;
 }

@@ -5,11 +5,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import { setClientAddress } from './client-address.js';
+import type { Gate } from './gate.js';
 import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
-
-export interface Gate {
-  admit(address: string): boolean;
-}
 
 export interface HttpHandlers {
   request(req: IncomingMessage, res: ServerResponse): void;
@@ -17,7 +14,7 @@ export interface HttpHandlers {
 }
 
 export interface PipelineOptions {
-  gate: Gate;
+  gate: Pick<Gate, 'admit'>;
   secureContext: SecureContext;
   handlers: HttpHandlers;
   timeouts: TimeoutsConfig;

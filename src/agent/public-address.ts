@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PathName } from '../protocol/messages.js';
-import type { PublicAddress } from './status.js';
+import type { PublicAddress } from '../common/address.js';
 
 export interface Reachability {
   reachable: boolean;

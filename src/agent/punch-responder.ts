@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import type { ObservedAddress } from '../protocol/messages.js';
 import { simultaneousOpen } from '../tunnel/tcp-punch.js';
 import { dialSideConnection, type SideConnectionOptions } from './side-connection.js';

@@ -2,7 +2,8 @@ import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { connect, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { err, ok, type Result } from '../common/result.js';
-import type { ListenAddress, ServerAddress } from '../config/agent-types.js';
+import type { ListenAddress } from '../common/address.js';
+import type { ServerAddress } from '../config/agent-types.js';
 
 const WILDCARDS = new Set(['0.0.0.0', '::']);
 

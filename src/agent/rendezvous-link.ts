@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
-import { formatAddress, formatHostPort } from '../config/address.js';
+import { formatAddress, formatHostPort } from '../common/address.js';
 import { runAddressHook } from './address-hook.js';
 import { watchAddress } from './address-watch.js';
 import { ControlClient, type ControlClientOptions } from './control-client.js';

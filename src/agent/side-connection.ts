@@ -2,7 +2,8 @@ import { connect, type Socket } from 'node:net';
 import type { ServerAddress } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
-import { newNonce, workKey, workMac } from '../protocol/session.js';
+import { workKey, workMac } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
 import { shareableBindAddress } from '../tunnel/tcp-punch.js';
 import { resolveServer } from './punch.js';
 
@@ -32,7 +33,7 @@ export async function dialSideConnection(options: SideConnectionOptions): Promis
   const host = await resolveServer(options.server);
   const socket = connect({ host, port: options.server.port, noDelay: true, ...(options.shareable ? { localAddress: shareableBindAddress(host) } : {}) });
   const connection = new FramedConnection(socket);
-  const clientNonce = newNonce();
+  const clientNonce = randomNonce();
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       clearTimeout(timer);

@@ -1,13 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress, type PublicAddress } from '../common/address.js';
 import type { PathName } from '../protocol/messages.js';
-
-export interface PublicAddress {
-  ip: string;
-  port: number;
-}
 
 /** What `homeport status` shows; the agent keeps it in stateDir/status.json. */
 export interface AgentStatus {

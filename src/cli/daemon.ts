@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { notifyReady } from '../common/notify.js';
 import { writeFileAtomic } from '../common/atomic-write.js';
 import { createLogger, flushLogger, LOG_FILE_MODE, reopenLogFile, type Logger } from '../common/logger.js';
-import { ConfigError } from '../config/problems.js';
+import { ConfigError } from '../common/config-error.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 import { REREGISTER_SIGNAL } from './reregister.js';
 

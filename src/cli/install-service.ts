@@ -270,7 +270,11 @@ const COMMON_OPTIONS = `  --platform linux|macos   default: this system
 const HELP_OPTION = '  -h, --help               show this help';
 
 export function createServiceCommands(env: ServiceCommandEnvironment): { install: Command; uninstall: Command; status: Command } {
-  const install: Command = {
+  return { install: installCommand(env), uninstall: uninstallCommand(env), status: statusCommand(env) };
+}
+
+function installCommand(env: ServiceCommandEnvironment): Command {
+  return {
     name: 'install-service',
     summary: 'install the agent or rendezvous as a systemd service or LaunchDaemon',
     help: `Usage: homeport install-service agent|rendezvous --config <file> [--platform linux|macos] [--print] [--output-dir DIR] [--user NAME] [--nas SYSTEM]
@@ -305,8 +309,10 @@ Exit codes: 0 installed (or steps printed), 1 a step failed, 2 usage or config e
       return printOrApply(this.name, env.node.note ? { ...plan, notes: [env.node.note, ...plan.notes] } : plan, request, env);
     },
   };
+}
 
-  const uninstall: Command = {
+function uninstallCommand(env: ServiceCommandEnvironment): Command {
+  return {
     name: 'uninstall-service',
     summary: 'stop and remove what install-service installed',
     help: `Usage: homeport uninstall-service agent|rendezvous [--config <file>] [--platform linux|macos] [--print] [--user NAME]
@@ -335,8 +341,10 @@ Exit codes: 0 removed, 1 a step failed, 2 usage or config error.`,
       return printOrApply(this.name, plan, request, env);
     },
   };
+}
 
-  const status: Command = {
+function statusCommand(env: ServiceCommandEnvironment): Command {
+  return {
     name: 'service-status',
     summary: 'show whether the agent or rendezvous service is installed and running',
     help: `Usage: homeport service-status agent|rendezvous [--config <file>] [--platform linux|macos]
@@ -355,8 +363,6 @@ Exit codes: 0 installed and running, 1 not (fully) installed or not running, 2 u
       return request ? reportStatus(request, env) : EXIT.ok;
     },
   };
-
-  return { install, uninstall, status };
 }
 
 function realpathOrUndefined(filePath: string): string | undefined {

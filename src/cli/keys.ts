@@ -1,6 +1,6 @@
 import { KeyStore, keyStorePath, noteProblem, type KeyInfo } from '../admin/key-store.js';
 import { SCOPES, parseScopes, type Scope } from '../admin/scopes.js';
-import { KEY_ID_PATTERN } from '../admin/signature.js';
+import { KEY_ID_PATTERN } from '../common/admin-key.js';
 import { createLogger } from '../common/logger.js';
 import { parseAgentConfig } from '../config/agent.js';
 import { parseRendezvousConfig } from '../config/rendezvous.js';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError } from '../config/problems.js';
+import { ConfigError } from '../common/config-error.js';
 import { agentCommand } from './agent.js';
 import { connectCommand } from './connect.js';
 import { type Command, EXIT, UsageError } from './command.js';

@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { readStatusFile } from '../agent/status.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { type Command, EXIT, parseFlags, requireConfigFlag } from './command.js';
 

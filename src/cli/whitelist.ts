@@ -2,14 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { AdminClient, type AdminEndpoint } from '../admin/client.js';
 import type { ApiWhitelistEntry } from '../admin/api-types.js';
-import { parseAdminKey, type AdminKey } from '../admin/signature.js';
+import { parseAdminKey, type AdminKey } from '../common/admin-key.js';
 import { parseCidr } from '../common/cidr.js';
 import { parseDuration, spanInWords } from '../common/duration.js';
 import type { Result } from '../common/result.js';
-import { formatHostPort, urlHost } from '../config/address.js';
+import { formatHostPort, urlHost } from '../common/address.js';
 import { loadAgentConfig } from '../config/agent.js';
 import type { AgentConfig } from '../config/agent-types.js';
-import { ConfigError } from '../config/problems.js';
+import { ConfigError } from '../common/config-error.js';
 import { selfSignedPaths } from '../tls/selfsigned.js';
 import { type Command, EXIT, parseFlags, UsageError } from './command.js';
 

@@ -1,18 +1,10 @@
 import type { Server } from 'node:net';
-import { formatHostPort } from '../config/address.js';
-import type { ListenAddress } from '../config/agent-types.js';
+import { formatHostPort, type ListenAddress } from './address.js';
 
 /** Binds `server` to `address` and returns the port bound; the error names the config key and the fix. */
 export function listenOn(server: Server, address: ListenAddress, key: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const onError = (error: NodeJS.ErrnoException): void => {
-      const hints: Record<string, string> = {
-        EADDRINUSE: `another program uses it; pick another ${key} port`,
-        EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
-        EADDRNOTAVAIL: 'this machine has no such address',
-      };
-      reject(new Error(`${key} ${formatHostPort(address)} cannot be bound: ${hints[error.code ?? ''] ?? error.message}`));
-    };
+    const onError = (error: NodeJS.ErrnoException): void => reject(new Error(bindFailureText(error, key, address)));
     server.once('error', onError);
     // ipv6Only stays false: "[::]" also takes IPv4 peers, which normalizeIp turns back into plain IPv4
     server.listen({ host: address.host, port: address.port }, () => {
@@ -21,4 +13,14 @@ export function listenOn(server: Server, address: ListenAddress, key: string): P
       resolve(typeof bound === 'object' && bound !== null ? bound.port : address.port);
     });
   });
+}
+
+/** A bind failure as one line that says what to do: `agent.listen 0.0.0.0:443 cannot be bound: ports below 1024 need root ...`. */
+export function bindFailureText(error: NodeJS.ErrnoException, key: string, address: ListenAddress): string {
+  const hints: Record<string, string> = {
+    EADDRINUSE: `another program uses it; pick another ${key} port`,
+    EACCES: 'ports below 1024 need root or CAP_NET_BIND_SERVICE',
+    EADDRNOTAVAIL: 'this machine has no such address',
+  };
+  return `${key} ${formatHostPort(address)} cannot be bound: ${hints[error.code ?? ''] ?? error.message}`;
 }

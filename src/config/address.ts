@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { err, ok, type Result } from '../common/result.js';
-import type { ListenAddress, ServerAddress } from './agent-types.js';
+import type { ListenAddress } from '../common/address.js';
+import type { ServerAddress } from './agent-types.js';
 
 /**
  * Parses "0.0.0.0:25305", "[::]:25305" or "[2001:db8::1]:443" into host and port. Port 0 ("any free
@@ -30,20 +31,6 @@ const HOSTNAME = /^(?=.{1,253}$)(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.
 /** A DNS name (optionally "*.suffix") or an IP address, as used in certificates and routes. */
 export function isHostnameOrIp(text: string): boolean {
   return isIP(text) !== 0 || HOSTNAME.test(text);
-}
-
-/** A host as it stands in a URL or a log line: IPv6 in brackets. */
-export function urlHost(host: string): string {
-  return isIP(host) === 6 ? `[${host}]` : host;
-}
-
-export function formatHostPort({ host, port }: ListenAddress): string {
-  return `${urlHost(host)}:${port}`;
-}
-
-/** An observed public address, "198.51.100.2:41000" or "[2001:db8::1]:41000". */
-export function formatAddress({ ip, port }: { ip: string; port: number }): string {
-  return formatHostPort({ host: ip, port });
 }
 
 /** Parses "203.0.113.10:7000", "rv.example.com:7000" or "[2001:db8::1]:7000" (a server to connect to). */

@@ -1,11 +1,7 @@
-import type { AdminKey } from '../admin/signature.js';
+import type { AdminKey } from '../common/admin-key.js';
+import type { ListenAddress } from '../common/address.js';
 
 /** The agent's configuration after validation: every path absolute, every duration in ms. */
-
-export interface ListenAddress {
-  host: string; // "0.0.0.0", "::", "127.0.0.1" (no brackets)
-  port: number;
-}
 
 /** A whitelist entry as written by the user (config `allow` or whitelist.json), before CIDR parsing. */
 export interface WhitelistEntrySpec {
@@ -116,5 +112,3 @@ export const MAX_REREGISTER_DELAY_MS = 3_600_000;
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:7443';
 export const DEFAULT_ALLOW_ME_TTL_MS = 24 * 3_600_000;
 export const DEFAULT_MAX_TTL_MS = 7 * 24 * 3_600_000;
-/** Shared secrets shorter than this are refused: they could be guessed offline from one captured handshake. */
-export const MIN_SECRET_LENGTH = 16;

@@ -5,14 +5,14 @@ import { err } from '../common/result.js';
 import { formatDuration } from '../common/duration.js';
 import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js';
 import { validateCronExpression } from 'cron';
-import { parseAdminKey, type AdminKey } from '../admin/signature.js';
+import { parseAdminKey, type AdminKey } from '../common/admin-key.js';
 import {
-  DEFAULT_ADMIN_LISTEN, DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_HEARTBEAT_MS,
-  DEFAULT_MAX_TTL_MS, DEFAULT_REREGISTER, DEFAULT_REREGISTER_DELAY_MS, DEFAULT_TIMEOUTS, MAX_REREGISTER_DELAY_MS, MIN_SECRET_LENGTH,
+  DEFAULT_ADMIN_LISTEN, DEFAULT_HEARTBEAT_MS,
+  DEFAULT_REREGISTER, DEFAULT_REREGISTER_DELAY_MS, DEFAULT_TIMEOUTS, MAX_REREGISTER_DELAY_MS,
   type AgentAdminConfig, type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
 } from './agent-types.js';
-import { ConfigError, Problems } from './problems.js';
-import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
+import { Problems } from './problems.js';
+import { checkSecret, LOG_LEVELS, parseTomlTable, readAdminTtls, readConfigText, readHeartbeat, readTls } from './shared.js';
 import { TableReader, describe, isTable } from './fields.js';
 
 /** Reads, parses and validates an agent config file; throws ConfigError listing every problem. */
@@ -160,8 +160,7 @@ function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendez
   const server = serverText === undefined ? undefined : parseServerAddress(serverText);
   if (server && !server.ok) table.problems.add(table.key('server'), server.error);
   const secret = readSecret(table, env);
-  const heartbeatMs = table.duration('heartbeat', DEFAULT_HEARTBEAT_MS);
-  if (heartbeatMs < 1000) table.problems.add(table.key('heartbeat'), 'must be at least "1s"');
+  const heartbeatMs = readHeartbeat(table, DEFAULT_HEARTBEAT_MS);
   const reregister = table.string('reregister', DEFAULT_REREGISTER);
   if (reregister !== undefined && !validateCronExpression(reregister).valid) {
     table.problems.add(table.key('reregister'), `"${reregister}" is not a cron expression; write e.g. "0 20 4 * * *" (sec min hour day month weekday)`);
@@ -194,12 +193,7 @@ function readSecret(table: TableReader, env: NodeJS.ProcessEnv): string | undefi
     table.problems.add(table.key('secret'), 'is missing; set it, or the environment variable HOMEPORT_SECRET (the same secret as the rendezvous\'s [[agent]] entry)');
     return undefined;
   }
-  if (typeof secret !== 'string' || secret.length < MIN_SECRET_LENGTH) {
-    // never echo the value: it is a secret even when it is a bad one
-    table.problems.add(source === 'HOMEPORT_SECRET' ? 'HOMEPORT_SECRET' : source, `must be a string of at least ${MIN_SECRET_LENGTH} characters; make one with: openssl rand -base64 24`);
-    return undefined;
-  }
-  return secret;
+  return checkSecret(table.problems, source, secret);
 }
 
 function readAdmin(table: TableReader, baseDir: string, env: NodeJS.ProcessEnv): AgentAdminConfig | undefined {
@@ -213,11 +207,7 @@ function readAdmin(table: TableReader, baseDir: string, env: NodeJS.ProcessEnv):
   if (caText !== undefined && table.table.rendezvousUrl === undefined) {
     table.problems.add(table.key('ca'), 'is only used with rendezvousUrl (the CA to trust for it); remove it or set rendezvousUrl');
   }
-  const allowMeTtlMs = table.duration('allowMeTtl', DEFAULT_ALLOW_ME_TTL_MS);
-  const maxTtlMs = table.duration('maxTtl', DEFAULT_MAX_TTL_MS);
-  if (allowMeTtlMs > maxTtlMs) {
-    table.problems.add(table.key('allowMeTtl'), `"${formatDuration(allowMeTtlMs)}" is longer than ${table.key('maxTtl')} "${formatDuration(maxTtlMs)}"; shorten it or raise maxTtl`);
-  }
+  const { allowMeTtlMs, maxTtlMs } = readAdminTtls(table);
   if (!listen?.ok) return undefined;
   return {
     listen: listen.value,
@@ -267,5 +257,3 @@ function isTimeZone(name: string): boolean {
     return false;
   }
 }
-
-export { ConfigError };

@@ -1,4 +1,5 @@
 import { parseDuration } from '../common/duration.js';
+import { isPlainObject } from '../common/plain-object.js';
 import type { Problems } from './problems.js';
 
 /** A TOML table as smol-toml returns it. */
@@ -124,7 +125,7 @@ export class TableReader {
 }
 
 export function isTable(value: unknown): value is Table {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+  return isPlainObject(value);
 }
 
 export function describe(value: unknown): string {

@@ -1,14 +1,6 @@
-/**
- * Collects every configuration problem before failing, so the user fixes them all in one go.
- * Each problem names the file and the key path: `agent.toml: whitelist.allow[2] "10.0.0.300/8" is not an IP or CIDR`.
- */
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
-    this.name = 'ConfigError';
-  }
-}
+import { ConfigError } from '../common/config-error.js';
 
+/** Collects every problem of one config file (see ConfigError) and throws them together. */
 export class Problems {
   private readonly list: string[] = [];
   constructor(private readonly file: string) {}

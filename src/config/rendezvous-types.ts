@@ -1,4 +1,5 @@
-import type { ListenAddress, TlsConfig } from './agent-types.js';
+import type { ListenAddress } from '../common/address.js';
+import type { TlsConfig } from './agent-types.js';
 
 /** The rendezvous's configuration after validation: every path absolute, every duration in ms. */
 

@@ -1,11 +1,10 @@
 import { dirname, resolve } from 'node:path';
 import { parseCidr } from '../common/cidr.js';
-import { formatDuration } from '../common/duration.js';
-import { AGENT_NAME_PATTERN, MAX_ADMIN_TTL_MS, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, MIN_SECRET_CHARS } from '../protocol/messages.js';
+import { AGENT_NAME_PATTERN, MIN_SECRET_CHARS } from '../protocol/messages.js';
 import { parseByteRate } from '../common/byte-rate.js';
 import { isHostnameOrIp, parseHostPort } from './address.js';
-import { DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_MAX_TTL_MS, type ListenAddress } from './agent-types.js';
-import { LOG_LEVELS, parseTomlTable, readConfigText, readTls } from './shared.js';
+import type { ListenAddress } from '../common/address.js';
+import { checkSecret, LOG_LEVELS, parseTomlTable, readAdminTtls, readConfigText, readHeartbeat, readTls } from './shared.js';
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
 import {
@@ -60,7 +59,7 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     control,
     http,
     stateDir: resolve(baseDir, table.string('stateDir', './state') ?? './state'),
-    heartbeatMs: readHeartbeat(table),
+    heartbeatMs: readHeartbeat(table, RENDEZVOUS_DEFAULTS.heartbeatMs),
     probeIntervalMs: table.duration('probeInterval', RENDEZVOUS_DEFAULTS.probeIntervalMs),
     probeTimeoutMs: table.duration('probeTimeout', RENDEZVOUS_DEFAULTS.probeTimeoutMs),
     redirectAllow,
@@ -70,22 +69,7 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
 /** [admin]: the same allowMeTtl and maxTtl as the agent's, for the API at /api/agents/<name>/. */
 function readAdmin(table: TableReader): RendezvousAdminSettings {
   table.rejectUnknown(['allowMeTtl', 'maxTtl']);
-  const allowMeTtlMs = table.duration('allowMeTtl', DEFAULT_ALLOW_ME_TTL_MS);
-  const maxTtlMs = table.duration('maxTtl', DEFAULT_MAX_TTL_MS);
-  if (maxTtlMs > MAX_ADMIN_TTL_MS) {
-    table.problems.add(table.key('maxTtl'), `must be at most "${formatDuration(MAX_ADMIN_TTL_MS)}", the longest lifetime the rendezvous can pass to an agent`);
-  } else if (allowMeTtlMs > maxTtlMs) {
-    table.problems.add(table.key('allowMeTtl'), `"${formatDuration(allowMeTtlMs)}" is longer than ${table.key('maxTtl')} "${formatDuration(maxTtlMs)}"; shorten it or raise maxTtl`);
-  }
-  return { allowMeTtlMs, maxTtlMs };
-}
-
-function readHeartbeat(table: TableReader): number {
-  const heartbeatMs = table.duration('heartbeat', RENDEZVOUS_DEFAULTS.heartbeatMs);
-  if (heartbeatMs < MIN_HEARTBEAT_MS || heartbeatMs > MAX_HEARTBEAT_MS) {
-    table.problems.add(table.key('heartbeat'), `must be from ${formatDuration(MIN_HEARTBEAT_MS)} to ${formatDuration(MAX_HEARTBEAT_MS)}; the default is "5s"`);
-  }
-  return heartbeatMs;
+  return readAdminTtls(table);
 }
 
 function readListen(table: TableReader, name: string, fallback: string): ListenAddress {
@@ -190,10 +174,5 @@ function readSecret(table: TableReader, env: NodeJS.ProcessEnv): string | undefi
       return undefined;
     }
   }
-  // the length only, never the secret itself: problems end up in terminals and logs
-  if (secret !== undefined && secret.length < MIN_SECRET_CHARS) {
-    table.problems.add(key, `is too short (${secret.length} characters); use at least ${MIN_SECRET_CHARS}, e.g. from "openssl rand -base64 24"`);
-    return undefined;
-  }
-  return secret;
+  return secret === undefined ? undefined : checkSecret(table.problems, key, secret);
 }

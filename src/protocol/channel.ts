@@ -13,7 +13,7 @@ import { parseMessage, type Message } from './messages.js';
  * Agent (control client), `socket` connected from the punched port:
  * ```ts
  * const conn = new FramedConnection(socket);
- * const clientNonce = newNonce();
+ * const clientNonce = randomNonce();
  * let serverNonce: string | undefined;
  * let sealed: SealedChannelState | undefined;
  * conn.send({ type: 'hello', version: PROTOCOL_VERSION, agent: name, nonce: clientNonce });
@@ -39,7 +39,7 @@ import { parseMessage, type Message } from './messages.js';
  * Rendezvous (control server), per accepted socket:
  * ```ts
  * const conn = new FramedConnection(socket);
- * const serverNonce = newNonce();
+ * const serverNonce = randomNonce();
  * let hello: HelloMessage | undefined;
  * let sealed: SealedChannelState | undefined;
  * conn.on('protocol-error', (reason) => log.warn({ ip: socket.remoteAddress, reason }, 'bad control frame'));

@@ -1,6 +1,9 @@
 import { isIP } from 'node:net';
-import { KEY_ID_PATTERN } from '../admin/signature.js';
+import type { PublicAddress } from '../common/address.js';
+import { KEY_ID_PATTERN } from '../common/admin-key.js';
 import { parseCidr } from '../common/cidr.js';
+import { NONCE_BYTES, NONCE_PATTERN } from '../common/nonce.js';
+import { isPlainObject } from '../common/plain-object.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /**
@@ -17,11 +20,11 @@ import { err, ok, type Result } from '../common/result.js';
  * ADMIN_RESULT_PART_CHARS characters, all but the last marked `more: true`, so a long whitelist fits the
  * frame limit without raising it: MAX_FRAME_BYTES is also what an unauthenticated peer can make us buffer.
  *
- * Changes from the design text (protocol-spec.md), each closing a hole an on-path attacker could use:
- * 1. `auth.mac` also covers `fingerprint`, `listenPort` and `publicHost` (see `authMac`). In the design it
- *    covered only the name and nonces, so anyone on the path could swap in their own certificate
- *    fingerprint or rewrite `publicHost`, making the rendezvous redirect users to a host of their choice.
- * 2. `welcome.mac` also covers `heartbeatMs` (see `welcomeMac`): unauthenticated, a rewritten interval
+ * What the MACs and the parser cover, each closing a hole an on-path attacker could use:
+ * 1. `auth.mac` covers `fingerprint`, `listenPort` and `publicHost` besides the name and nonces (see
+ *    `authMac`); otherwise anyone on the path could swap in their own certificate fingerprint or rewrite
+ *    `publicHost`, making the rendezvous redirect users to a host of their choice.
+ * 2. `welcome.mac` covers `heartbeatMs` too (see `welcomeMac`): unauthenticated, a rewritten interval
  *    could make the agent ping too rarely (declared dead, NAT mapping lost) or flood.
  * 3. Unknown fields are rejected, at every level. A sealed message is verified over the canonical JSON of
  *    the parsed message, so a field the parser dropped would otherwise ride along unauthenticated.
@@ -37,7 +40,7 @@ import { err, ok, type Result } from '../common/result.js';
  *   sends the agent a sealed `punch` naming the client's mapped address; the agent dials a side connection
  *   (`workHello` with that punch id) from a fresh port, whose mapped address the server returns to the
  *   client in `route.peer`; then both connect to each other at once (TCP simultaneous open).
- * Choices the design left open: nonces are base64url of 16 random bytes (22 characters); `reregister` is
+ * Also fixed here: nonces are base64url of 16 random bytes (22 characters); `reregister` is
  * left out (the agent reconnects instead); after `welcome` an `error` must be sealed like any other frame.
  */
 
@@ -45,15 +48,13 @@ export const PROTOCOL_VERSION = 1;
 
 /** Agent names as they appear in `hello`, the rendezvous config and `/go/<agent>/` URLs. */
 export const AGENT_NAME_PATTERN = /^[a-z0-9-]{1,63}$/;
-/** Shared secrets shorter than this are refused by both configs. */
+/** Shared secrets shorter than this are refused by both configs: they could be guessed offline from one captured handshake. */
 export const MIN_SECRET_CHARS = 16;
 /** Longest `error.message` and `probe.reason`. */
 export const MAX_TEXT_CHARS = 200;
 /** Range of the heartbeat interval the server announces in `welcome`. */
 export const MIN_HEARTBEAT_MS = 100;
 export const MAX_HEARTBEAT_MS = 600_000;
-/** Random bytes in each handshake nonce; sent as base64url. */
-export const NONCE_BYTES = 16;
 /** Whitelist operations the server forwards in `admin` (the status it answers itself, from its registry). */
 export const ADMIN_OPS = ['list', 'add', 'remove'] as const;
 /** Longest note an `admin` add may carry. */
@@ -68,10 +69,8 @@ export const ADMIN_RESULT_PART_CHARS = 2048;
 /** Longest answer text, all parts together (512 parts): a whitelist of several thousand entries. */
 export const MAX_ADMIN_RESULT_CHARS = 1024 * 1024;
 
-export interface ObservedAddress {
-  ip: string;
-  port: number;
-}
+/** The address the server saw the agent's connection come from. */
+export type ObservedAddress = PublicAddress;
 
 /** How users reach an agent now, as the rendezvous decides it (`probe.path`, `route`). */
 export const PATHS = ['direct', 'relay', 'none'] as const;
@@ -282,7 +281,7 @@ interface Schema {
 
 /** Validates a decoded frame: known type, every field present with the right type and size, nothing else. */
 export function parseMessage(value: unknown): Result<Message> {
-  if (!isPlainRecord(value)) return err(`a message must be a JSON object, not ${describe(value)}`);
+  if (!isPlainObject(value)) return err(`a message must be a JSON object, not ${describe(value)}`);
   const type = value.type;
   if (typeof type !== 'string') return err(`message.type must be a string, not ${describe(type)}`);
   if (!Object.hasOwn(SCHEMAS, type)) {
@@ -327,10 +326,6 @@ function describe(value: unknown): string {
   return text.length > 40 ? `${text.slice(0, 37)}..."` : text;
 }
 
-function isPlainRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 const must = (field: string, what: string, value: unknown): Result<never> => err(`${field} must be ${what}, not ${describe(value)}`);
 
 function exactly(expected: string | number | boolean): Check {
@@ -358,7 +353,7 @@ function text(maxChars: number): Check {
 const boolean: Check = (value, field) => (typeof value === 'boolean' ? ok(value) : must(field, 'true or false', value));
 
 const nonce: Check = (value, field) =>
-  typeof value === 'string' && /^[A-Za-z0-9_-]{22}$/.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
+  typeof value === 'string' && NONCE_PATTERN.test(value) && Buffer.from(value, 'base64url').toString('base64url') === value
     ? ok(value)
     : must(field, `${NONCE_BYTES} bytes in base64url (22 characters)`, value);
 
@@ -374,7 +369,7 @@ const isoTime: Check = (value, field) =>
     : must(field, 'a UTC time as Date.toISOString() prints it (2024-01-31T04:20:00.000Z)', value);
 
 const observed: Check = (value, field) =>
-  isPlainRecord(value) ? readFields(value, field, { required: { ip, port: integer(1, 65535) } }) : must(field, 'an object { ip, port }', value);
+  isPlainObject(value) ? readFields(value, field, { required: { ip, port: integer(1, 65535) } }) : must(field, 'an object { ip, port }', value);
 
 const version: Check = (value, field) =>
   value === PROTOCOL_VERSION ? ok(value) : must(field, `${PROTOCOL_VERSION}, the only protocol version this build speaks`, value);

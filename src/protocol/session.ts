@@ -1,7 +1,6 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../common/result.js';
 import {
-  NONCE_BYTES,
   type AdminMessage,
   type AdminResultMessage,
   type ErrorMessage,
@@ -56,11 +55,6 @@ const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
 };
 const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
 
-/** A fresh handshake nonce: 16 random bytes, base64url. */
-export function newNonce(): string {
-  return randomBytes(NONCE_BYTES).toString('base64url');
-}
-
 /** The agent's proof of the secret, bound to both nonces and to what it registers. */
 export function authMac(secret: Secret, agent: string, clientNonce: string, serverNonce: string, claims: AuthClaims): string {
   const lines = ['homeport/1 auth', agent, clientNonce, serverNonce, claims.fingerprint, String(claims.listenPort), claims.publicHost ?? ''];
@@ -114,8 +108,8 @@ export function canonicalJson(value: unknown): string {
 
 /**
  * canonicalJson of an object, leaving out the member `omit` (a sealed message's MAC covers everything but
- * the MAC). Every ping and pong goes through here twice: plain loops, because filter/sort/map/join cost
- * about 3 KB of garbage per MAC (sort alone allocates a work area per call).
+ * the MAC). Every ping and pong goes through here twice: plain loops, because filter/sort/map/join make
+ * garbage on every MAC (sort alone allocates a work area per call).
  */
 function canonicalObject(record: Record<string, unknown>, omit?: string): string {
   const keys = sortedKeys(record, omit);

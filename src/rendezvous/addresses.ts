@@ -1,11 +1,6 @@
+import type { PublicAddress } from '../common/address.js';
 import { CidrSet } from '../common/cidr-set.js';
 import { normalizeClientAddress, parseAddressInto, parseCidr } from '../common/cidr.js';
-
-/** An address as the rendezvous saw it: the agent's public (NAT-mapped) ip and port. */
-export interface PublicAddress {
-  ip: string;
-  port: number;
-}
 
 /**
  * The one text form of an IP the rendezvous stores, compares and logs: the agent's client-address form

@@ -2,10 +2,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { TokenBuckets } from '../common/token-buckets.js';
 import type { AgentMode } from '../config/rendezvous-types.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { FramedConnection } from '../protocol/channel.js';
 import type { ConnectMessage, ObservedAddress, RouteMessage } from '../protocol/messages.js';
-import { newNonce } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
 import type { AddressAllowList } from './addresses.js';
 import { choosePath } from './path.js';
 import type { AgentRecord } from './registry.js';
@@ -83,7 +83,7 @@ export class ConnectService {
   }
 
   private punch(agent: string, client: ObservedAddress): Promise<ObservedAddress | undefined> {
-    const id = newNonce();
+    const id = randomNonce();
     return new Promise((resolve) => {
       const timer = setTimeout(() => settle(undefined), PUNCH_ANSWER_MS);
       const settle = (peer: ObservedAddress | undefined): void => {

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
-import type { ListenAddress } from '../config/agent-types.js';
+import type { ListenAddress } from '../common/address.js';
 import type { RendezvousAgentEntry } from '../config/rendezvous-types.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { normalizeIp } from './addresses.js';
 import { ControlSession, type SessionHost, type SideConnection } from './control-session.js';
 import { listenOn } from '../common/listen.js';

@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
 import type { Duplex } from 'node:stream';
 import type { AdminOrder, AuthMessage, ConnectMessage, HelloMessage, Message, ObservedAddress, PathName, WorkAuthMessage, WorkHelloMessage } from '../protocol/messages.js';
-import { authMac, macEquals, newNonce, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type AuthClaims } from '../protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type AuthClaims } from '../protocol/session.js';
+import { randomNonce } from '../common/nonce.js';
 import { normalizeIp } from './addresses.js';
 import type { ProbeOutcome } from './registry.js';
 import { PendingAdminRequests, type AdminReply } from './remote-admin.js';
@@ -36,7 +37,8 @@ export type SideConnection =
 
 /**
  * An unchanged reachability verdict is sent to the agent again only after this long. Checks run every
- * 30 s: with 10,000 agents, repeating every result was 333 sealed writes a second for no news.
+ * 30 s: on a rendezvous with thousands of agents, repeating every result would be hundreds of sealed
+ * writes a second for no news.
  */
 export const PROBE_REPEAT_MS = 5 * 60_000;
 
@@ -57,7 +59,7 @@ export class ControlSession {
   /** The server address the agent connected to: the one its whitelist admits for reachability checks. */
   readonly serverIp: string | undefined;
   /** What only the handshake needs; dropped after it (10,000 sessions make every byte count). */
-  private handshake: { serverNonce: string; hello?: HelloMessage; workHello?: WorkHelloMessage } | undefined = { serverNonce: newNonce() };
+  private handshake: { serverNonce: string; hello?: HelloMessage; workHello?: WorkHelloMessage } | undefined = { serverNonce: randomNonce() };
   private sealed: SealedChannelState | undefined;
   private failure: string | undefined;
   /** The handshake deadline, then the liveness deadline (pushed back by every valid frame), in epoch ms. */

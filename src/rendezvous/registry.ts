@@ -4,7 +4,8 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import type { Logger } from '../common/logger.js';
 import { err, ok, type Result } from '../common/result.js';
 import { isTable } from '../config/fields.js';
-import { normalizeIp, sameAddress, type PublicAddress } from './addresses.js';
+import type { PublicAddress } from '../common/address.js';
+import { normalizeIp, sameAddress } from './addresses.js';
 
 export type ReachabilityState = 'unknown' | 'reachable' | 'unreachable';
 

@@ -3,7 +3,7 @@ import { listenOn } from '../common/listen.js';
 import type { Logger } from '../common/logger.js';
 import { TokenBuckets } from '../common/token-buckets.js';
 import { MAX_RELAY_POOL, type RelaySettings, type RendezvousAgentEntry } from '../config/rendezvous-types.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { encodeProxyHeader } from '../protocol/proxy-v2.js';
 import { normalizeIp } from './addresses.js';
 import { ByteRateLimiter } from './rate-limiter.js';

@@ -1,19 +1,20 @@
 import { AdminApi } from '../admin/api.js';
-import type { Actor, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiStatus, Outcome } from '../admin/api-types.js';
+import type { Actor, AdminAnswer, AdminBackend, AdminHttpRequest, AdminHttpResponse, ApiStatus, Outcome } from '../admin/api-types.js';
 import type { KeyStore } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import type { Result } from '../common/result.js';
-import { formatAddress } from '../config/address.js';
+import { formatAddress } from '../common/address.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder, type AdminResultMessage } from '../protocol/messages.js';
 import type { AgentRecord } from './registry.js';
+import { isPlainObject } from '../common/plain-object.js';
 
 /** How long the rendezvous waits for an agent to answer a forwarded admin request (then 504). */
 export const DEFAULT_ADMIN_TIMEOUT_MS = 5_000;
 /** Requests one agent connection may have in flight; more get 503 at once. */
 export const MAX_PENDING_ADMIN_REQUESTS = 32;
 
-/** The text an agent answered, or why there is none; `status` is the HTTP status either way. */
-export type AdminReply = { ok: true; status: number; body: string } | { ok: false; status: number; error: string };
+/** The text an agent answered, or why there is none (with the HTTP status the API answers then). */
+export type AdminReply = Outcome<AdminAnswer>;
 
 interface Pending {
   resolve: (reply: AdminReply) => void;
@@ -57,7 +58,7 @@ export class PendingAdminRequests {
     if (waiting.chars > MAX_ADMIN_RESULT_CHARS) {
       this.settle(part.id, { ok: false, status: 502, error: `${this.agent} sent an answer longer than ${MAX_ADMIN_RESULT_CHARS} characters` });
     } else if (!part.more) {
-      this.settle(part.id, { ok: true, status: waiting.status, body: waiting.parts.join('') });
+      this.settle(part.id, { ok: true, value: { status: waiting.status, body: waiting.parts.join('') } });
     }
   }
 
@@ -149,17 +150,16 @@ function offlineReason(record: Readonly<AgentRecord>): string | undefined {
  */
 function outcomeOf<T>(agent: string, reply: AdminReply): Outcome<T> {
   if (!reply.ok) return reply;
+  const { status, body } = reply.value;
   let value: unknown;
   try {
-    value = JSON.parse(reply.body);
+    value = JSON.parse(body);
   } catch {
     return { ok: false, status: 502, error: `${agent} sent an answer that is not JSON` };
   }
-  if (reply.status < 400) return { ok: true, value: value as T };
-  const error = typeof value === 'object' && value !== null && typeof (value as { error?: unknown }).error === 'string'
-    ? (value as { error: string }).error
-    : `${agent} refused the request (${reply.status})`;
-  return { ok: false, status: reply.status, error };
+  if (status < 400) return { ok: true, value: value as T };
+  const error = isPlainObject(value) && typeof value.error === 'string' ? value.error : `${agent} refused the request (${status})`;
+  return { ok: false, status, error };
 }
 
 function statusOf(record: Readonly<AgentRecord>): ApiStatus {

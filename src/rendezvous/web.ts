@@ -5,7 +5,9 @@ import { createHttpsServer } from '../tls/https-server.js';
 import type { Logger } from '../common/logger.js';
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
 import type { CertificateSource } from '../tls/certificates.js';
-import { isHostnameOrIp, urlHost } from '../config/address.js';
+import { urlHost } from '../common/address.js';
+import { isHostnameOrIp } from '../config/address.js';
+import { escapeHtml } from '../common/html.js';
 import type { AgentMode } from '../config/rendezvous-types.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
 import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
@@ -141,10 +143,6 @@ const ADMIN_PAGE: WebResponse = {
   },
   body: ADMIN_PAGE_HTML,
 };
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
-}
 
 export interface WebServerOptions {
   certificates: CertificateSource;

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { EXIT } from '../cli/command.js';
+import { EXIT } from '../common/exit-codes.js';
 import { err, ok, type Result } from '../common/result.js';
 
 /** What a service file describes, independent of launchd or systemd (one description, two renderings). */

@@ -203,7 +203,7 @@ async function store(certPem: string, keyPem: string, origin: PemOrigin): Promis
 /**
  * selfsigned pulls in a whole X.509 toolkit (pkijs, @peculiar/x509): loaded only when a certificate is
  * made. Kept out of a running agent's heap, it keeps every garbage collection on the data path cheaper
- * (measured: a 1 GiB download cost 2.5 instead of 2.05 CPU seconds with it loaded).
+ * (bench/README.md).
  */
 function loadSelfsigned(): Promise<typeof import('selfsigned')> {
   return import('selfsigned');

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { ListenAddress, ServerAddress } from '../config/agent-types.js';
-import { formatAddress } from '../config/address.js';
+import type { ListenAddress } from '../common/address.js';
+import type { ServerAddress } from '../config/agent-types.js';
+import { formatAddress } from '../common/address.js';
 import { listenOn } from '../common/listen.js';
 import { splice } from '../rendezvous/splice.js';
 import { requestRoute } from './route-request.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError } from '../../src/config/problems.js';
+import { ConfigError } from '../../src/common/config-error.js';
 import { parseRendezvousConfig } from '../../src/config/rendezvous.js';
 
 const FILE = '/etc/homeport/rendezvous.toml';

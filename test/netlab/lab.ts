@@ -292,6 +292,12 @@ export class Lab {
     };
   }
 
+  /** The public port range a router allocates from in its current boot (as lab-nat.sh computes it). */
+  portRange(router: Router): { low: number; high: number } {
+    const low = 20000 + (this.routers[router].boot % 8) * 5000;
+    return { low, high: low + 4999 };
+  }
+
   get addresses(): LabAddresses {
     return {
       ...FIXED_ADDRESSES,

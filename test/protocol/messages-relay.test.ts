@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_OPEN_WORK, parseMessage } from '../../src/protocol/messages.js';
-import { authMac, newNonce, SealedChannelState, sessionKey, workKey, workMac, type Role } from '../../src/protocol/session.js';
+import { randomNonce } from '../../src/common/nonce.js';
+import { authMac, SealedChannelState, sessionKey, workKey, workMac, type Role } from '../../src/protocol/session.js';
 
 const NONCE = 'K9wHMIcUmXgFEHzn0PL4hw';
 const NONCE_2 = 'AAAAAAAAAAAAAAAAAAAAAA';
@@ -155,7 +156,7 @@ test('workKey is 32 bytes, differs per nonce pair and secret, and is not the ses
   ];
   for (const [name, other] of others) assert.notDeepEqual(other, key, name);
   // fresh nonces every time: keys never repeat
-  const keys = new Set(Array.from({ length: 50 }, () => workKey(SECRET, newNonce(), newNonce()).toString('hex')));
+  const keys = new Set(Array.from({ length: 50 }, () => workKey(SECRET, randomNonce(), randomNonce()).toString('hex')));
   assert.equal(keys.size, 50);
 });
 

@@ -4,6 +4,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from '../../common/atomic-write.js';
 import type { Logger } from '../../common/logger.js';
+import { ConfigError } from '../../common/config-error.js';
+import { isPlainObject } from '../../common/plain-object.js';
 import { err, ok, type Result } from '../../common/result.js';
 import type { WhitelistEntrySpec } from '../../config/agent-types.js';
 import { parseCidr, type Cidr } from '../../common/cidr.js';
@@ -80,11 +82,12 @@ export class Whitelist extends EventEmitter<{ change: [] }> {
     this.set = new CidrSet(config);
   }
 
+  /** Opens the whitelist; a runtime file it cannot read or trust throws a ConfigError (the agent does not start). */
   static async open(options: WhitelistOptions): Promise<Whitelist> {
     const config = options.configEntries.map((spec, index) => configEntry(spec, index));
     await mkdir(dirname(options.file), { recursive: true, mode: 0o700 });
     const loaded = await readRuntimeFile(options.file);
-    if (!loaded.ok) throw new Error(`${loaded.error}; homeport will not start with a whitelist it cannot read`);
+    if (!loaded.ok) throw new ConfigError([`${loaded.error}; homeport will not start with a whitelist it cannot read`]);
     const whitelist = new Whitelist(config, options);
     whitelist.apply(loaded.value);
     options.logger.info({ config: config.length, runtime: whitelist.runtime.length, file: options.file }, 'whitelist loaded');
@@ -317,7 +320,7 @@ export function isLive(entry: WhitelistEntry, nowMs: number): boolean {
 
 function configEntry(spec: WhitelistEntrySpec, index: number): WhitelistEntry {
   const parsed = parseCidr(spec.cidr);
-  if (!parsed.ok) throw new Error(`whitelist.allow[${index}] "${spec.cidr}" ${parsed.error}`);
+  if (!parsed.ok) throw new ConfigError([`whitelist.allow[${index}] "${spec.cidr}" ${parsed.error}`]);
   const entry: WhitelistEntry = { cidr: parsed.value, source: 'config' };
   if (spec.note !== undefined) entry.note = spec.note;
   if (spec.expires !== undefined) entry.expires = spec.expires;
@@ -354,7 +357,7 @@ export function parseRuntimeFile(text: string, file: string): Result<WhitelistEn
   } catch (error) {
     return err(`${file}: not valid JSON (${(error as Error).message}); fix it, or delete the file to drop all runtime entries`);
   }
-  if (!isObject(data) || !Array.isArray(data.entries)) {
+  if (!isPlainObject(data) || !Array.isArray(data.entries)) {
     return err(`${file}: expected {"version": ${FILE_VERSION}, "entries": [...]}; fix it, or delete the file to drop all runtime entries`);
   }
   if (data.version !== FILE_VERSION) {
@@ -371,7 +374,7 @@ export function parseRuntimeFile(text: string, file: string): Result<WhitelistEn
 
 /** Errors start with the key path below the entry (".cidr ...") or a space. */
 function parseFileEntry(item: unknown): Result<WhitelistEntry> {
-  if (!isObject(item)) return err(' must be an object such as {"cidr": "192.168.1.0/24"}');
+  if (!isPlainObject(item)) return err(' must be an object such as {"cidr": "192.168.1.0/24"}');
   const unknown = Object.keys(item).find((key) => !ENTRY_KEYS.has(key));
   if (unknown !== undefined) return err(` has an unknown key "${unknown}"; the keys are cidr, note, expires, added`);
   if (typeof item.cidr !== 'string') return err('.cidr is missing; write e.g. "cidr": "192.168.1.0/24"');
@@ -399,8 +402,4 @@ export function formatRuntimeFile(entries: WhitelistEntry[]): string {
     added: entry.added?.toISOString(),
   }));
   return `${JSON.stringify({ version: FILE_VERSION, entries: items }, null, 2)}\n`;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
