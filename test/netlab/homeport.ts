@@ -98,6 +98,9 @@ onAddressChange = "echo $HOMEPORT_PUBLIC_IP:$HOMEPORT_PUBLIC_PORT >> '${join(dir
 /** What curl got: the status code, the redirect target, the SHA-256 of the body and its start as text. */
 export interface Fetched { code: string; location: string; sha: string; body: string; exitCode: number }
 
+/** The last answer curl gave, for the message of an `until` that times out. */
+let lastAnswer = '';
+
 /** curl from the remote client's namespace, through its NAT and the lab's "internet". */
 export async function curlFromRemote(lab: Lab, setup: LabSetup, url: string, extra: string[] = []): Promise<Fetched> {
   const out = join(setup.dir, `curl-${randomBytes(4).toString('hex')}.out`);
@@ -106,6 +109,7 @@ export async function curlFromRemote(lab: Lab, setup: LabSetup, url: string, ext
   const status = await child.exited;
   const [code = '', location = ''] = child.output().trim().split('\n').at(-1)!.split(' ');
   const body = await readFile(out).catch(() => Buffer.alloc(0));
+  lastAnswer = `${url}: ${code} ${location} ${body.toString('latin1').slice(0, 300)}`;
   return { code, location, sha: createHash('sha256').update(body).digest('hex'), body: body.toString('latin1').slice(0, 2000), exitCode: status.code ?? -1 };
 }
 
@@ -115,7 +119,7 @@ export async function until<T>(what: string, timeoutMs: number, attempt: () => P
   for (;;) {
     const value = await attempt();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; last answer: ${lastAnswer}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

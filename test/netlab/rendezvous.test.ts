@@ -1,55 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { skipReason, startLab, type Lab, type LabChild } from './lab.js';
-import { CLI, homeport, startMedia, waitForOutput, writeLabConfigs, type LabSetup } from './homeport.js';
+import { CLI, curlFromRemote, homeport, startHomeport, until, waitForOutput, type LabSetup } from './homeport.js';
 import { runCli } from '../helpers/cli.js';
 
 const skip = skipReason();
 const MOVIE = randomBytes(8 * 1024 * 1024);
 const MOVIE_SHA = createHash('sha256').update(MOVIE).digest('hex');
-
-interface Fetched { code: string; location: string; sha: string; body: string }
-/** The last answer curl gave, for the message of a test that times out. */
-let lastAnswer = '';
-
-/** curl from the remote client's namespace, through its NAT and the lab's "internet". */
-async function curlFromRemote(lab: Lab, setup: LabSetup, url: string, follow: boolean): Promise<Fetched> {
-  const out = join(setup.dir, `curl-${randomBytes(4).toString('hex')}.out`);
-  const args = ['curl', '-sS', '--cacert', setup.bundle, '--max-time', '10', '-o', out, '-w', '%{http_code} %{redirect_url}'];
-  const result = await lab.exec('remote', [...args, ...(follow ? ['-L'] : []), url]).catch((error: Error) => ({ stdout: `failed ${error.message}` }));
-  const [code = '', location = ''] = result.stdout.trim().split(' ');
-  const body = await readFile(out).catch(() => Buffer.alloc(0));
-  const fetched = { code, location, sha: createHash('sha256').update(body).digest('hex'), body: body.toString('latin1').slice(0, 2000) };
-  lastAnswer = `${url}: ${result.stdout.trim()} ${fetched.body.slice(0, 300)}`;
-  return fetched;
-}
-
-async function until<T>(what: string, timeoutMs: number, attempt: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await attempt();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms; last answer: ${lastAnswer}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-async function startPrograms(lab: Lab, allow: string[]): Promise<{ setup: LabSetup; rendezvous: LabChild; agent: LabChild }> {
-  const moviePath = join((await writeLabConfigs(lab, 1)).dir, 'movie.bin');
-  await writeFile(moviePath, MOVIE);
-  const mediaPort = await startMedia(lab, moviePath);
-  const setup = await writeLabConfigs(lab, mediaPort, { allow });
-  const rendezvous = homeport(lab, 'wan', ['rendezvous', '--config', setup.rendezvousConfig]);
-  await waitForOutput(rendezvous, /listening/);
-  const agent = homeport(lab, 'home', ['agent', '--config', setup.agentConfig]);
-  await waitForOutput(agent, /registered with the rendezvous/);
-  const cas = await Promise.all([join(setup.dir, 'rv-certs', 'ca.pem'), join(setup.dir, 'agent-certs', 'ca.pem')].map((f) => readFile(f, 'utf8')));
-  await writeFile(setup.bundle, cas.join(''));
-  return { setup, rendezvous, agent };
-}
 
 describe('full-cone home: the punched port, the redirect, router reboots', { skip }, () => {
   let lab: Lab;
@@ -62,7 +22,7 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
 
   before(async () => {
     lab = await startLab({ home: 'fc', remote: 'prc' });
-    ({ setup, rendezvous, agent } = await startPrograms(lab, []));
+    ({ setup, rendezvous, agent } = await startHomeport(lab, MOVIE, { allow: [] }));
     go = `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`;
     const keygen = await runCli(['keygen', '--config', setup.rendezvousConfig, '--note', 'remote phone']);
     assert.equal(keygen.code, 0, keygen.stderr);
@@ -95,12 +55,12 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
     await forgetRemote();
     const deniedFrom = agent.output().length;
     const redirect = await until('reachable redirect', 10_000, async () => {
-      const answer = await curlFromRemote(lab, setup, go, false);
+      const answer = await curlFromRemote(lab, setup, go);
       return answer.code === '302' ? answer : undefined;
     });
     assert.match(redirect.location, new RegExp(`^https://${lab.addresses.homeRouterWan.replaceAll('.', '\\.')}:\\d+/movie\\.bin$`));
     assertCurrentRange(redirect.location);
-    const refused = await curlFromRemote(lab, setup, go, true);
+    const refused = await curlFromRemote(lab, setup, go, ['-L']);
     assert.notEqual(refused.code, '200', 'the home port must refuse a client outside the whitelist');
     const remoteWan = lab.addresses.remoteRouterWan.replaceAll('.', '\\.');
     assert.match(agent.output().slice(deniedFrom), new RegExp(`denied[^\\n]*${remoteWan}|${remoteWan}[^\\n]*denied`));
@@ -110,7 +70,7 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
     assert.match(agent.output().slice(addedFrom), new RegExp(`whitelist entry added[^\\n]*${remoteWan}/32|${remoteWan}/32[^\\n]*whitelist entry added`));
 
     const fetched = await until('download after allow-me', 5_000, async () => {
-      const answer = await curlFromRemote(lab, setup, go, true);
+      const answer = await curlFromRemote(lab, setup, go, ['-L']);
       return answer.code === '200' ? answer : undefined;
     });
     assert.equal(fetched.sha, MOVIE_SHA);
@@ -130,15 +90,15 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
 
   async function recoverAfter(change: () => Promise<unknown>): Promise<{ ms: number; location: string }> {
     await allowRemote();
-    const before = (await curlFromRemote(lab, setup, go, false)).location;
+    const before = (await curlFromRemote(lab, setup, go)).location;
     const started = Date.now();
     await change();
     const location = await until('redirect to a new working address', 15_000, async () => {
-      const answer = await curlFromRemote(lab, setup, go, false);
+      const answer = await curlFromRemote(lab, setup, go);
       return answer.code === '302' && answer.location !== before ? answer.location : undefined;
     });
     const ms = Date.now() - started;
-    const fetched = await curlFromRemote(lab, setup, go, true);
+    const fetched = await curlFromRemote(lab, setup, go, ['-L']);
     assert.equal(fetched.code, '200');
     assert.equal(fetched.sha, MOVIE_SHA);
     return { ms, location };
@@ -183,7 +143,7 @@ describe('full-cone home: the punched port, the redirect, router reboots', { ski
     await waitForOutput(rendezvous, /listening/);
     await waitForOutput(agent, /registered with the rendezvous/, 40_000, from);
     const fetched = await until('download after the restart', 10_000, async () => {
-      const answer = await curlFromRemote(lab, setup, go, true);
+      const answer = await curlFromRemote(lab, setup, go, ['-L']);
       return answer.code === '200' ? answer : undefined;
     });
     assert.equal(fetched.sha, MOVIE_SHA);
@@ -195,14 +155,14 @@ describe('port-restricted home: unreachable, said plainly', { skip }, () => {
   let setup: LabSetup;
   before(async () => {
     lab = await startLab({ home: 'prc', remote: 'prc' });
-    ({ setup } = await startPrograms(lab, ['192.0.2.0/24']));
+    ({ setup } = await startHomeport(lab, MOVIE, { allow: ['192.0.2.0/24'] }));
   });
   after(() => lab?.down());
 
   test('the reachability check says unreachable and the redirect answers 503 with the reason', async () => {
     const go = `https://${lab.addresses.rendezvous}:8443/go/home/movie.bin`;
     const answer = await until('503 with a reason', 15_000, async () => {
-      const fetched = await curlFromRemote(lab, setup, go, false);
+      const fetched = await curlFromRemote(lab, setup, go);
       return fetched.code === '503' && /timeout|timed out/i.test(fetched.body) ? fetched : undefined;
     });
     assert.match(answer.body, /unreachable/i);
