@@ -64,6 +64,7 @@ export class WorkPool {
     socket.once('close', lost);
     socket.once('data', lost); // an idle work connection must stay silent until its header is written
     socket.on('error', () => undefined);
+    socket.resume(); // the handshake left it paused: reading is how a FIN (a dead agent, a lost mapping) is seen
     this.idle.set(connection, () => {
       socket.off('close', lost);
       socket.off('data', lost);

@@ -160,6 +160,7 @@ test('an idle connection the agent closes or resets is dropped and replaced', as
     const { pool: workPool, requests } = pool({ size: 2 });
     const { near, far, connection } = await pair();
     const other = await pair();
+    near.pause(); // as the control port's handshake hands it over
     workPool.add(connection);
     workPool.add(other.connection);
     if (how === 'end') far.end();
