@@ -154,6 +154,7 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     assert.equal(status.json.agent, 'home');
     assert.equal(status.json.online, true);
     assert.match(status.json.publicAddress, /^127\.0\.0\.1:\d+$/);
+    assert.equal(status.json.path, 'direct', 'no relay for this agent: users go to its punched port');
   });
 
   test('a whitelist far larger than a control frame is listed whole through the rendezvous', async () => {
@@ -266,6 +267,8 @@ describe('the admin API through the rendezvous', { timeout: 60_000 }, () => {
     assert.equal(status.status, 200);
     assert.equal(status.json.online, false);
     assert.match(status.json.publicAddress, /^127\.0\.0\.1:\d+$/, 'the last known address');
+    assert.equal(status.json.path, 'none');
+    assert.match(status.json.pathReason, /^home is offline since \S+$/);
     const stranger = await api('GET', 'status', { agentName: 'nobody' });
     assert.equal(stranger.status, 404);
     assert.match(stranger.json.error, /no agent named "nobody"/);

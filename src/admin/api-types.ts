@@ -53,6 +53,9 @@ export interface ApiStatus {
   reason?: string;
   checkedAt?: string;
   registeredAt?: string;
+  /** How users reach the agent now (direct, relay, none) and why; the rendezvous's answer only. */
+  path?: string;
+  pathReason?: string;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Logger } from '../common/logger.js';
 import type { Result } from '../common/result.js';
 import { formatAddress } from '../common/address.js';
 import { MAX_ADMIN_RESULT_CHARS, type AdminOrder, type AdminResultMessage } from '../protocol/messages.js';
+import type { PathChoice } from './path.js';
 import type { AgentRecord } from './registry.js';
 import { isPlainObject } from '../common/plain-object.js';
 
@@ -82,6 +83,8 @@ export class PendingAdminRequests {
 export interface AgentDirectory {
   /** The record of a configured agent, undefined for any other name. */
   lookup(name: string): Readonly<AgentRecord> | undefined;
+  /** How users reach the agent now (see choosePath). */
+  pathOf(record: Readonly<AgentRecord>): PathChoice;
   /** Sends an order on the agent's current control connection and waits for its answer. */
   requestAdmin(agent: string, order: Omit<AdminOrder, 'id'>): Promise<AdminReply>;
 }
@@ -129,7 +132,7 @@ function remoteBackend(name: string, agents: AgentDirectory): AdminBackend {
   return {
     async status() {
       const found = find();
-      return found.ok ? { ok: true, value: statusOf(found.value) } : found;
+      return found.ok ? { ok: true, value: { ...statusOf(found.value), ...pathOf(agents, found.value) } } : found;
     },
     list: () => ask({ op: 'list' }),
     add: ({ cidr, note, ttlMs }, actor) => ask({ op: 'add', cidr, ttlMs, ...(note !== undefined ? { note } : {}), ...actorFields(actor) }),
@@ -160,6 +163,12 @@ function outcomeOf<T>(agent: string, reply: AdminReply): Outcome<T> {
   if (status < 400) return { ok: true, value: value as T };
   const error = isPlainObject(value) && typeof value.error === 'string' ? value.error : `${agent} refused the request (${status})`;
   return { ok: false, status, error };
+}
+
+/** The path `/go/` takes for the agent now, and why. */
+function pathOf(agents: AgentDirectory, record: Readonly<AgentRecord>): Pick<ApiStatus, 'path' | 'pathReason'> {
+  const { path, reason } = agents.pathOf(record);
+  return { path, pathReason: reason };
 }
 
 function statusOf(record: Readonly<AgentRecord>): ApiStatus {

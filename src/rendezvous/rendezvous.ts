@@ -18,7 +18,7 @@ import { Registry, type AgentRecord } from './registry.js';
 import { RemoteAdmin } from './remote-admin.js';
 import { createWebServer } from './web.js';
 import { ConnectService } from './connect-service.js';
-import { choosePath } from './path.js';
+import { choosePath, type PathChoice } from './path.js';
 import { RelayHub } from './relay.js';
 
 export interface RunningRendezvous {
@@ -81,6 +81,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     const port = relays.portOf(name);
     return { mode: modes.get(name) ?? 'direct', ...(port !== undefined ? { port } : {}) };
   };
+  const pathFor = (record: Readonly<AgentRecord>): PathChoice => choosePath(record, relayOf(record.name).mode, relayOf(record.name).port !== undefined);
   const allow = new AddressAllowList(settings.redirectAllow);
   const connects = new ConnectService({
     lookup: (name) => registry.get(name),
@@ -105,7 +106,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
       logger[changed ? 'info' : 'debug']({ component: 'prober', agent, address: formatAddress(target.address), ...after, detail: result.detail },
         `${agent} is ${after.state}${after.reason ? `: ${after.reason}` : ''}`);
     }
-    control.sendProbe(agent, result, choosePath(registry.get(agent)!, relayOf(agent).mode, relayOf(agent).port !== undefined).path);
+    control.sendProbe(agent, result, pathFor(registry.get(agent)!).path);
   };
   const prober = new ProbeScheduler({
     intervalMs: settings.probeIntervalMs,
@@ -124,7 +125,11 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
   });
   const admin = new RemoteAdmin({
     keys,
-    agents: { lookup: (name) => registry.get(name), requestAdmin: (agent, order) => control.requestAdmin(agent, order) },
+    agents: {
+      lookup: (name) => registry.get(name),
+      pathOf: pathFor,
+      requestAdmin: (agent, order) => control.requestAdmin(agent, order),
+    },
     logger,
     ...config.admin,
   });
