@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 /**
  * Imports run one way, so that a change in a program never reaches back into what the programs share:
  * `common` imports nothing of the project, `config` no program and no `admin`, `admin` and `protocol`
- * no `config` or `cli` (and `protocol` no `admin`), `service` no `cli`.
+ * no `config` or `cli` (and `protocol` no `admin`), `service` no `cli`; the agent and the rendezvous never
+ * import each other (they meet in `protocol`), and `tunnel` (homeport connect, hole punching) neither.
  */
 const FORBIDDEN: Record<string, string[]> = {
   common: ['admin', 'agent', 'cli', 'config', 'demo', 'protocol', 'rendezvous', 'service', 'tls'],
@@ -15,6 +16,9 @@ const FORBIDDEN: Record<string, string[]> = {
   admin: ['cli', 'config'],
   protocol: ['admin', 'cli', 'config'],
   service: ['cli'],
+  agent: ['cli', 'rendezvous'],
+  rendezvous: ['agent', 'cli'],
+  tunnel: ['agent', 'cli', 'rendezvous'],
 };
 
 const SRC = fileURLToPath(new URL('../../src', import.meta.url));

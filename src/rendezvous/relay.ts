@@ -6,8 +6,8 @@ import { MAX_RELAY_POOL, type RelaySettings, type RendezvousAgentEntry } from '.
 import { formatAddress } from '../common/address.js';
 import { encodeProxyHeader } from '../protocol/proxy-v2.js';
 import { normalizeIp } from './addresses.js';
-import { ByteRateLimiter } from './rate-limiter.js';
-import { reset, splice } from './splice.js';
+import { ByteRateLimiter } from '../common/rate-limiter.js';
+import { reset, splice } from '../common/splice.js';
 import { WorkPool, type WorkConnection } from './work-pool.js';
 
 /** How long a user waits for a work connection when the pool is empty. */

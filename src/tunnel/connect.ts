@@ -3,7 +3,7 @@ import type { ListenAddress } from '../common/address.js';
 import type { ServerAddress } from '../config/agent-types.js';
 import { formatAddress } from '../common/address.js';
 import { listenOn } from '../common/listen.js';
-import { splice } from '../rendezvous/splice.js';
+import { splice } from '../common/splice.js';
 import { requestRoute } from './route-request.js';
 import { simultaneousOpen } from './tcp-punch.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ByteRateLimiter } from '../../src/rendezvous/rate-limiter.js';
+import { ByteRateLimiter } from '../../src/common/rate-limiter.js';
 
 /** A clock the test moves by hand. */
 function fakeClock(startMs = 1_000_000): { now: () => number; advance: (ms: number) => void } {

@@ -4,8 +4,8 @@ import { once } from 'node:events';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ByteRateLimiter } from '../../src/rendezvous/rate-limiter.js';
-import { splice } from '../../src/rendezvous/splice.js';
+import { ByteRateLimiter } from '../../src/common/rate-limiter.js';
+import { splice } from '../../src/common/splice.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
