@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { AdminApi } from '../admin/api.js';
+import type { AdminBackend } from '../admin/api-types.js';
 import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentConfig, AgentRendezvousConfig } from '../config/agent-types.js';
@@ -39,9 +40,95 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
+/** What the agent trusts from its state folder and config: loaded first, and it refuses to start without them. */
+interface AgentState {
+  whitelist: Whitelist;
+  certificates: CertificateSource;
+  /** The LAN admin API's keys; present with an [admin] section. */
+  keys: KeyStore | undefined;
+}
+
+/** The one chain every path ends in, and what it holds open. */
+interface AgentChain {
+  pipeline: Pipeline;
+  release(): void;
+}
+
 /** Starts the agent: whitelist, certificates, routes, then the port (punched, or plain on the LAN). */
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(config.agent.stateDir, { recursive: true, mode: 0o700 });
+  const state = await openState(config, logger);
+  let link: RendezvousLink | undefined;
+  const chain = createChain(config, state, () => link?.rendezvousAddress(), logger);
+  let holder: PortHolder;
+  let statusFile: StatusFile | undefined;
+  const status = (): AgentStatus => ({
+    agent: config.agent.name,
+    localPort: holder.port,
+    connected: false,
+    addressChanges: 0,
+    ...link?.status(),
+    updatedAt: new Date().toISOString(),
+    pid: process.pid,
+  });
+  // the LAN admin listener and the rendezvous's forwarded requests change the whitelist the same way,
+  // within this agent's own limits (an agent with only [rendezvous] has the default maxTtl)
+  const adminBackend = createLocalAdminBackend({ whitelist: state.whitelist, status, maxTtlMs: config.admin?.maxTtlMs });
+  const onConnection = (socket: Socket): void => chain.pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
+  try {
+    if (config.rendezvous) {
+      holder = link = await startRendezvousLink({
+        config: config as AgentConfig & { rendezvous: AgentRendezvousConfig },
+        onConnection,
+        onOtherPath: (socket, client) => chain.pipeline.accept(socket, client),
+        allows: (ip) => state.whitelist.allows(ip),
+        fingerprint: () => state.certificates.leafFingerprint256(),
+        admin: (order) => executeAdminOrder(adminBackend, order, logger),
+        onStatusChange: (urgent) => statusFile?.update(urgent),
+        logger,
+      });
+    } else {
+      holder = await listenOnLan(config.agent.listen, onConnection, logger);
+    }
+  } catch (error) {
+    chain.release();
+    throw new Error(describeBindError(error as NodeJS.ErrnoException, config.file, config.agent.listen));
+  }
+  const adminListener = await startLanAdmin(config, state, adminBackend, logger).catch(async (error: Error) => {
+    await holder.close();
+    chain.release();
+    throw error;
+  });
+  statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
+  await statusFile.flush();
+  logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
+
+  return {
+    get port() { return holder.port; },
+    whitelist: state.whitelist,
+    certificates: state.certificates,
+    link,
+    adminPort: adminListener?.port,
+    status,
+    async reload() {
+      await Promise.all([state.whitelist.reload(), state.certificates.reload()]);
+    },
+    reregister(reason) {
+      link?.reregister(reason);
+    },
+    async close() {
+      const listenersClosed = Promise.all([holder.close(), adminListener?.close()]);
+      // a listener's close waits for every open connection, and an idle keep-alive one lasts 65 s: end them
+      chain.pipeline.close();
+      await listenersClosed;
+      await statusFile?.close();
+      chain.release();
+    },
+  };
+}
+
+/** The whitelist, the certificates and the admin keys; whatever opened is closed again when a later one fails. */
+async function openState(config: AgentConfig, logger: Logger): Promise<AgentState> {
   const whitelist = await Whitelist.open({
     configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
@@ -58,10 +145,15 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
       return refuseToStart(error);
     })
     : undefined;
+  return { whitelist, certificates, keys };
+}
+
+/** gate → TLS → router → forwarder, kept in step with certificate renewals and whitelist removals. */
+function createChain(config: AgentConfig, state: AgentState, rendezvousAddress: () => string | undefined, logger: Logger): AgentChain {
+  const { whitelist, certificates } = state;
   const forwarder = createForwarder({ timeouts: config.timeouts, logger });
-  let link: RendezvousLink | undefined;
   // the rendezvous connects back from the address the agent reached it at, to check reachability
-  const admits = (address: string, nowMs?: number): boolean => whitelist.allows(address, nowMs) || address === link?.rendezvousAddress();
+  const admits = (address: string, nowMs?: number): boolean => whitelist.allows(address, nowMs) || address === rendezvousAddress();
   const gate = createGate({ allows: admits }, logger);
   const pipeline = new Pipeline({
     gate,
@@ -75,84 +167,28 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     const dropped = pipeline.dropRevoked((address) => admits(address));
     if (dropped > 0) logger.info({ dropped }, 'closed connections from addresses no longer whitelisted');
   });
-  const releaseAll = (): void => {
-    forwarder.close();
-    gate.close();
-    whitelist.close();
-    certificates.close();
-  };
-
-  const onConnection = (socket: Socket): void => pipeline.accept(socket, normalizeClientAddress(socket.remoteAddress ?? ''));
-  let holder: PortHolder;
-  let adminListener: AdminListener | undefined;
-  let statusFile: StatusFile | undefined;
-  const status = (): AgentStatus => ({
-    agent: config.agent.name,
-    localPort: holder.port,
-    connected: false,
-    addressChanges: 0,
-    ...link?.status(),
-    updatedAt: new Date().toISOString(),
-    pid: process.pid,
-  });
-  // the LAN admin listener and the rendezvous's forwarded requests change the whitelist the same way,
-  // within this agent's own limits (an agent with only [rendezvous] has the default maxTtl)
-  const adminBackend = createLocalAdminBackend({ whitelist, status, maxTtlMs: config.admin?.maxTtlMs });
-  try {
-    if (config.rendezvous) {
-      holder = link = await startRendezvousLink({
-        config: config as AgentConfig & { rendezvous: AgentRendezvousConfig },
-        onConnection,
-        onOtherPath: (socket, client) => pipeline.accept(socket, client),
-        allows: (ip) => whitelist.allows(ip),
-        fingerprint: () => certificates.leafFingerprint256(),
-        admin: (order) => executeAdminOrder(adminBackend, order, logger),
-        onStatusChange: (urgent) => statusFile?.update(urgent),
-        logger,
-      });
-    } else {
-      holder = await listenOnLan(config.agent.listen, onConnection, logger);
-    }
-  } catch (error) {
-    releaseAll();
-    throw new Error(describeBindError(error as NodeJS.ErrnoException, config.file, config.agent.listen));
-  }
-  if (config.admin && keys) {
-    const { listen, allowMeTtlMs, maxTtlMs } = config.admin;
-    const api = new AdminApi({ keys, logger, allowMeTtlMs, maxTtlMs });
-    adminListener = await startAdminListener({ listen, certificates, handle: (request) => api.handle(request, adminBackend), logger }).catch(async (error: Error) => {
-      await holder.close();
-      releaseAll();
-      throw new Error(`${config.file}: ${error.message}`);
-    });
-    logger.info({ listen: formatHostPort({ host: listen.host, port: adminListener.port }) }, 'admin API listening');
-  }
-  statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
-  await statusFile.flush();
-  logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
-
   return {
-    get port() { return holder.port; },
-    whitelist,
-    certificates,
-    link,
-    adminPort: adminListener?.port,
-    status,
-    async reload() {
-      await Promise.all([whitelist.reload(), certificates.reload()]);
-    },
-    reregister(reason) {
-      link?.reregister(reason);
-    },
-    async close() {
-      const listenersClosed = Promise.all([holder.close(), adminListener?.close()]);
-      // a listener's close waits for every open connection, and an idle keep-alive one lasts 65 s: end them
-      pipeline.close();
-      await listenersClosed;
-      await statusFile?.close();
-      releaseAll();
+    pipeline,
+    release() {
+      forwarder.close();
+      gate.close();
+      whitelist.close();
+      certificates.close();
     },
   };
+}
+
+/** The LAN admin listener, with an [admin] section; a bind failure names the config file. */
+async function startLanAdmin(
+  config: AgentConfig, state: AgentState, backend: AdminBackend, logger: Logger,
+): Promise<AdminListener | undefined> {
+  if (!config.admin || !state.keys) return undefined;
+  const { listen, allowMeTtlMs, maxTtlMs } = config.admin;
+  const api = new AdminApi({ keys: state.keys, logger, allowMeTtlMs, maxTtlMs });
+  const listener = await startAdminListener({ listen, certificates: state.certificates, handle: (request) => api.handle(request, backend), logger })
+    .catch((error: Error) => Promise.reject(new Error(`${config.file}: ${error.message}`)));
+  logger.info({ listen: formatHostPort({ host: listen.host, port: listener.port }) }, 'admin API listening');
+  return listener;
 }
 
 /** A state or key file the agent cannot trust is a configuration error: exit code 2, no restart loop. */
