@@ -48,20 +48,7 @@ export interface RendezvousOptions {
 /** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users. */
 export async function startRendezvous(config: RendezvousConfig, logger: Logger, options: RendezvousOptions = {}): Promise<RunningRendezvous> {
   const settings = config.rendezvous;
-  await mkdir(settings.stateDir, { recursive: true, mode: 0o700 });
-  const registry = await Registry.open({
-    file: join(settings.stateDir, 'registry.json'),
-    agents: config.agents.map((agent) => agent.name),
-    logger,
-    ...(options.registryWriteDelayMs !== undefined ? { writeDelayMs: options.registryWriteDelayMs } : {}),
-  });
-  // a key file it cannot trust stops the start (fail closed), before anything listens
-  const keys = await KeyStore.open(keyStorePath(settings.stateDir), logger).catch((error: Error) => {
-    throw new ConfigError([error.message]);
-  });
-  const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
-    throw error instanceof TlsSetupError ? new ConfigError([error.message]) : error;
-  });
+  const { registry, keys, certificates } = await openState(config, logger, options);
   const control = new ControlServer({
     agents: config.agents,
     registry,
@@ -70,51 +57,9 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     ...(options.controlLimits ? { limits: options.controlLimits } : {}),
     ...(options.adminTimeoutMs !== undefined ? { adminTimeoutMs: options.adminTimeoutMs } : {}),
   });
-  const relays = new RelayHub({
-    agents: config.agents,
-    requestWork: (agent, count) => control.sendOpenWork(agent, count),
-    logger,
-    ...(options.workWaitMs !== undefined ? { workWaitMs: options.workWaitMs } : {}),
-  });
-  const modes = new Map(config.agents.map((agent) => [agent.name, agent.mode]));
-  const relayOf = (name: string): { mode: AgentMode; port?: number } => {
-    const port = relays.portOf(name);
-    return { mode: modes.get(name) ?? 'direct', ...(port !== undefined ? { port } : {}) };
-  };
-  const pathFor = (record: Readonly<AgentRecord>): PathChoice => choosePath(record, relayOf(record.name).mode, relayOf(record.name).port !== undefined);
   const allow = new AddressAllowList(settings.redirectAllow);
-  const connects = new ConnectService({
-    lookup: (name) => registry.get(name),
-    relayOf,
-    sendPunch: (agent, id, peer) => control.sendPunch(agent, id, peer),
-    allow,
-    logger,
-  });
-  control.on('side', (side) => {
-    if (side.kind === 'connect') return connects.handle(side.request, side.socket as Socket, side.observed);
-    const socket = side.socket as Socket;
-    if (side.punch !== undefined) connects.agentArrived(side.agent, side.punch, socket, side.observed);
-    else relays.addWork(side.agent, { socket, key: side.key });
-  });
-  const reportReachability = (agent: string, target: ProbeTarget, result: ProbeResult): void => {
-    const before = registry.get(agent)?.reachability;
-    if (!registry.recordReachability(agent, { address: target.address, fingerprint: target.fingerprint }, result)) return;
-    const after = registry.get(agent)!.reachability;
-    const changed = before?.state !== after.state || before.reason !== after.reason;
-    // 333 results a second with 10,000 agents: the unchanged ones must not even build a log line
-    if (changed || logger.isLevelEnabled('debug')) {
-      logger[changed ? 'info' : 'debug']({ component: 'prober', agent, address: formatAddress(target.address), ...after, detail: result.detail },
-        `${agent} is ${after.state}${after.reason ? `: ${after.reason}` : ''}`);
-    }
-    control.sendProbe(agent, result, pathFor(registry.get(agent)!).path);
-  };
-  const prober = new ProbeScheduler({
-    intervalMs: settings.probeIntervalMs,
-    timeoutMs: settings.probeTimeoutMs,
-    logger,
-    ...(options.probe ? { probe: options.probe } : {}),
-    onResult: reportReachability,
-  });
+  const { relays, relayOf, pathFor } = createOtherPaths(config, registry, control, allow, logger, options);
+  const prober = createProber(config, registry, control, pathFor, logger, options);
   control.on('registered', (agent, { record }, serverIp) => {
     prober.checkNow(agent, probeTarget(record, serverIp));
     relays.online(agent);
@@ -125,11 +70,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
   });
   const admin = new RemoteAdmin({
     keys,
-    agents: {
-      lookup: (name) => registry.get(name),
-      pathOf: pathFor,
-      requestAdmin: (agent, order) => control.requestAdmin(agent, order),
-    },
+    agents: { lookup: (name) => registry.get(name), pathOf: pathFor, requestAdmin: (agent, order) => control.requestAdmin(agent, order) },
     logger,
     ...config.admin,
   });
@@ -146,17 +87,14 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     certificates.close();
     await registry.close();
   };
-  let controlPort: number;
-  let httpPort: number;
-  let relayPorts: Map<string, number>;
+  let ports: { controlPort: number; httpPort: number; relayPorts: Map<string, number> };
   try {
-    controlPort = await control.listen(settings.control);
-    httpPort = await listenOn(web, settings.http, 'rendezvous.http');
-    relayPorts = await relays.listen();
+    ports = { controlPort: await control.listen(settings.control), httpPort: await listenOn(web, settings.http, 'rendezvous.http'), relayPorts: await relays.listen() };
   } catch (error) {
     await close();
     throw new Error(`${config.file}: ${(error as Error).message}`);
   }
+  const { controlPort, httpPort, relayPorts } = ports;
   logger.info({
     control: formatHostPort({ host: settings.control.host, port: controlPort }),
     http: formatHostPort({ host: settings.http.host, port: httpPort }),
@@ -166,6 +104,79 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     agents: config.agents.length,
   }, 'rendezvous listening');
   return { controlPort, httpPort, relayPorts, registry, certificates, reload: () => certificates.reload(), close };
+}
+
+/** The registry, the admin keys and the certificates: a key file or certificate it cannot trust stops the start (fail closed). */
+async function openState(config: RendezvousConfig, logger: Logger, options: RendezvousOptions): Promise<{ registry: Registry; keys: KeyStore; certificates: CertificateSource }> {
+  const settings = config.rendezvous;
+  await mkdir(settings.stateDir, { recursive: true, mode: 0o700 });
+  const registry = await Registry.open({
+    file: join(settings.stateDir, 'registry.json'),
+    agents: config.agents.map((agent) => agent.name),
+    logger,
+    ...(options.registryWriteDelayMs !== undefined ? { writeDelayMs: options.registryWriteDelayMs } : {}),
+  });
+  const keys = await KeyStore.open(keyStorePath(settings.stateDir), logger).catch((error: Error) => {
+    throw new ConfigError([error.message]);
+  });
+  const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
+    throw error instanceof TlsSetupError ? new ConfigError([error.message]) : error;
+  });
+  return { registry, keys, certificates };
+}
+
+/**
+ * The paths besides the redirect: the agents' relay ports, and `homeport connect`'s route and punch
+ * requests on the control port. Side connections the control port hands over go to their owner here.
+ */
+function createOtherPaths(
+  config: RendezvousConfig, registry: Registry, control: ControlServer, allow: AddressAllowList, logger: Logger, options: RendezvousOptions,
+): { relays: RelayHub; relayOf: (name: string) => { mode: AgentMode; port?: number }; pathFor: (record: Readonly<AgentRecord>) => PathChoice } {
+  const relays = new RelayHub({
+    agents: config.agents,
+    requestWork: (agent, count) => control.sendOpenWork(agent, count),
+    logger,
+    ...(options.workWaitMs !== undefined ? { workWaitMs: options.workWaitMs } : {}),
+  });
+  const modes = new Map(config.agents.map((agent) => [agent.name, agent.mode]));
+  const relayOf = (name: string): { mode: AgentMode; port?: number } => {
+    const port = relays.portOf(name);
+    return { mode: modes.get(name) ?? 'direct', ...(port !== undefined ? { port } : {}) };
+  };
+  const pathFor = (record: Readonly<AgentRecord>): PathChoice => choosePath(record, relayOf(record.name).mode, relayOf(record.name).port !== undefined);
+  const connects = new ConnectService({ lookup: (name) => registry.get(name), relayOf, sendPunch: (agent, id, peer) => control.sendPunch(agent, id, peer), allow, logger });
+  control.on('side', (side) => {
+    if (side.kind === 'connect') return connects.handle(side.request, side.socket as Socket, side.observed);
+    const socket = side.socket as Socket;
+    if (side.punch !== undefined) connects.agentArrived(side.agent, side.punch, socket, side.observed);
+    else relays.addWork(side.agent, { socket, key: side.key });
+  });
+  return { relays, relayOf, pathFor };
+}
+
+/** Reachability checks of every online agent; each result goes to the registry, the log and the agent (with its path). */
+function createProber(
+  config: RendezvousConfig, registry: Registry, control: ControlServer, pathFor: (record: Readonly<AgentRecord>) => PathChoice, logger: Logger, options: RendezvousOptions,
+): ProbeScheduler {
+  const reportReachability = (agent: string, target: ProbeTarget, result: ProbeResult): void => {
+    const before = registry.get(agent)?.reachability;
+    if (!registry.recordReachability(agent, { address: target.address, fingerprint: target.fingerprint }, result)) return;
+    const after = registry.get(agent)!.reachability;
+    const changed = before?.state !== after.state || before.reason !== after.reason;
+    // with many agents most results change nothing: those must not even build a log line
+    if (changed || logger.isLevelEnabled('debug')) {
+      logger[changed ? 'info' : 'debug']({ component: 'prober', agent, address: formatAddress(target.address), ...after, detail: result.detail },
+        `${agent} is ${after.state}${after.reason ? `: ${after.reason}` : ''}`);
+    }
+    control.sendProbe(agent, result, pathFor(registry.get(agent)!).path);
+  };
+  return new ProbeScheduler({
+    intervalMs: config.rendezvous.probeIntervalMs,
+    timeoutMs: config.rendezvous.probeTimeoutMs,
+    logger,
+    ...(options.probe ? { probe: options.probe } : {}),
+    onResult: reportReachability,
+  });
 }
 
 function probeTarget(record: Readonly<AgentRecord>, sourceIp: string | undefined): ProbeTarget {
