@@ -2,11 +2,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { formatAddress } from '../common/address.js';
 import type { ObservedAddress } from '../protocol/messages.js';
-import { simultaneousOpen } from '../tunnel/tcp-punch.js';
+import { PUNCH_TIMEOUT_MS, simultaneousOpen } from '../tunnel/tcp-punch.js';
 import { dialSideConnection, type SideConnectionOptions } from './side-connection.js';
 
-/** How long the agent keeps dialling a `homeport connect` client. */
-export const PUNCH_TIMEOUT_MS = 8_000;
 /** Punches under way at once; more are ignored (each holds two sockets). */
 const MAX_PUNCHES = 16;
 

@@ -5,7 +5,7 @@ import { formatAddress } from '../common/address.js';
 import { listenOn } from '../common/listen.js';
 import { splice } from '../common/splice.js';
 import { requestRoute } from './route-request.js';
-import { simultaneousOpen } from './tcp-punch.js';
+import { PUNCH_TIMEOUT_MS, simultaneousOpen } from './tcp-punch.js';
 
 export type ConnectPath = 'direct' | 'punched' | 'relay';
 
@@ -29,7 +29,6 @@ export interface RunningConnect {
 
 const ROUTE_TIMEOUT_MS = 8_000;
 const DIRECT_TIMEOUT_MS = 3_000;
-const PUNCH_TIMEOUT_MS = 8_000;
 /** A relayed connection idle this long is closed, as the relay itself would. */
 const IDLE_MS = 30 * 60_000;
 

@@ -18,6 +18,11 @@ export interface PunchOptions {
   timeoutMs: number;
 }
 
+/**
+ * How long both ends keep dialling: a punch that works does so in well under a second (two SYNs crossing);
+ * two attempts of ATTEMPT_MS cover a first SYN lost to a NAT that was not open yet.
+ */
+export const PUNCH_TIMEOUT_MS = 5_000;
 /** One attempt lasts this long: the kernel resends the SYN after 1 s, so two SYNs go out per attempt. */
 const ATTEMPT_MS = 2_500;
 const RETRY_PAUSE_MS = 200;
