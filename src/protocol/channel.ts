@@ -101,17 +101,17 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
 
   /**
    * Hands the socket over to raw bytes (a work connection after its handshake): no more frames are read or
-   * sent, and no 'close' is emitted. Fails when bytes past the last frame are already buffered: the peer sent
-   * more than the handshake allows. The new owner must listen for 'error' itself.
+   * sent, and no 'close' is emitted. Fails, and stays attached, when bytes past the last frame are already
+   * buffered: the peer sent more than the handshake allows. The new owner must listen for 'error' itself.
    */
   detach(): Result<Duplex> {
     if (this.finished) return err('the connection is closed');
+    if (this.decoder.bufferedBytes > 0) return err(`${this.decoder.bufferedBytes} bytes arrived after the handshake's last frame`);
     this.finished = true;
     this.socket.pause(); // a flowing stream without a 'data' listener would drop what arrives next
     this.socket.off('data', this.onData);
     this.socket.off('close', this.onClose);
     this.socket.off('error', this.onError);
-    if (this.decoder.bufferedBytes > 0) return err(`${this.decoder.bufferedBytes} bytes arrived after the handshake's last frame`);
     return ok(this.socket);
   }
 

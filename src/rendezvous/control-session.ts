@@ -208,11 +208,7 @@ export class ControlSession {
   /** Lets go of the socket, or closes it when the peer sent more than the exchange allows. */
   private detach(make: (socket: Duplex) => SideConnection): void {
     const released = this.connection.detach();
-    if (!released.ok) {
-      this.noteFailure(`side connection: ${released.error}`);
-      this.connection.socket.destroy();
-      return;
-    }
+    if (!released.ok) return this.refuse(`side connection: ${released.error}`); // still attached: 'close' ends the session
     const side = make(released.value);
     this.detachedAs = side.kind;
     this.handshake = undefined;

@@ -5,9 +5,10 @@ import { after, before, test } from 'node:test';
 import { randomNonce } from '../../src/common/nonce.js';
 import { FramedConnection } from '../../src/protocol/channel.js';
 import { adminResultParts, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
-import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, type SealedMessage } from '../../src/protocol/session.js';
+import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type SealedMessage } from '../../src/protocol/session.js';
+import { encodeFrame } from '../../src/protocol/framing.js';
 import { normalizeIp } from '../../src/rendezvous/addresses.js';
-import { ControlSession, PROBE_REPEAT_MS, type SessionHost } from '../../src/rendezvous/control-session.js';
+import { ControlSession, PROBE_REPEAT_MS, type SessionHost, type SideConnection } from '../../src/rendezvous/control-session.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -24,11 +25,13 @@ interface HostLog {
   heartbeats: number;
   handshakeFailed: string[];
   ended: Array<string | undefined>;
+  /** Side connections let go of: their kind, agent and (for work) key. */
+  detached: SideConnection[];
 }
 
 let server: Server;
 const sessions: ControlSession[] = [];
-const log: HostLog = { authenticated: [], heartbeats: 0, handshakeFailed: [], ended: [] };
+const log: HostLog = { authenticated: [], heartbeats: 0, handshakeFailed: [], ended: [], detached: [] };
 const host: SessionHost = {
   secretOf: (agent) => (agent === 'home' ? SECRET : undefined),
   heartbeatMs: HEARTBEAT_MS,
@@ -38,7 +41,10 @@ const host: SessionHost = {
   heartbeat: () => void log.heartbeats++,
   handshakeFailed: (_session, why) => void log.handshakeFailed.push(why),
   ended: (_session, failure) => void log.ended.push(failure),
-  detached: (_session, side) => void side.socket.destroy(),
+  detached: (_session, side) => {
+    log.detached.push(side);
+    side.socket.destroy();
+  },
 };
 
 before(async () => {
@@ -192,4 +198,55 @@ test('a connection that does not finish the handshake in time is refused; a sile
   session.expireIfDue(Date.now() + ControlSession.deadAfterMs(HEARTBEAT_MS) + 1);
   await waitFor('the ghost to be dropped', () => silent.closed && log.ended.length > endedBefore);
   assert.match(log.ended.at(-1)!, /^no heartbeat for 2500 ms: expired as a ghost/);
+});
+
+/** A work connection's handshake from a scripted agent; `after` is written right behind workAuth. */
+async function workHandshake(secret: string, after: Buffer = Buffer.alloc(0)): Promise<{ agent: Agent; nonce: string; serverNonce: string }> {
+  const agent = new Agent(secret, (server.address() as AddressInfo).port);
+  agent.connection.send({ type: 'workHello', version: PROTOCOL_VERSION, agent: 'home', nonce: agent.nonce });
+  const challenge = await waitFor('the challenge', () => agent.received.find((message) => message.type === 'challenge'));
+  const serverNonce = challenge.type === 'challenge' ? challenge.nonce : '';
+  const auth = encodeFrame({ type: 'workAuth', mac: workMac(secret, 'home', agent.nonce, serverNonce, undefined) });
+  agent.connection.socket.write(Buffer.concat([auth, after]));
+  return { agent, nonce: agent.nonce, serverNonce };
+}
+
+test('a work connection with the agent\'s secret leaves the control protocol with the key both sides derive', async () => {
+  const before = { detached: log.detached.length, authenticated: log.authenticated.length };
+  const { agent, nonce, serverNonce } = await workHandshake(SECRET);
+  const side = await waitFor('the side connection', () => log.detached[before.detached]);
+  assert.equal(side.kind, 'work');
+  assert.ok(side.kind === 'work' && side.agent === 'home' && side.key.equals(workKey(SECRET, nonce, serverNonce)));
+  assert.equal(log.authenticated.length, before.authenticated, 'a work connection registers no control session');
+  agent.connection.close();
+});
+
+test('a work connection with a wrong secret is refused with the same words, and never handed over', async () => {
+  const before = { detached: log.detached.length, failed: log.handshakeFailed.length };
+  const { agent } = await workHandshake('not-the-secret-0123456789');
+  const answer = await waitFor('the refusal', () => agent.received.find((message) => message.type === 'error'));
+  assert.equal(answer.type === 'error' && answer.message, 'authentication failed');
+  await waitFor('the failure is counted', () => log.handshakeFailed.length > before.failed);
+  assert.match(log.handshakeFailed.at(-1)!, /bad work MAC/);
+  assert.equal(log.detached.length, before.detached);
+});
+
+test('bytes behind workAuth (a partial frame) close the connection instead of handing it over', async () => {
+  const before = { detached: log.detached.length, ended: log.ended.length };
+  const partial = Buffer.from([0, 0, 0, 10, 0x7b, 0x22]);
+  const { agent } = await workHandshake(SECRET, partial);
+  await waitFor('the session ended', () => log.ended.length > before.ended);
+  assert.match(String(log.ended.at(-1)), /side connection: 6 bytes arrived after the handshake's last frame/);
+  assert.equal(log.detached.length, before.detached);
+  await waitFor('the socket closed', () => agent.closed);
+});
+
+test('a homeport connect request leaves the control protocol at once, without a handshake', async () => {
+  const before = log.detached.length;
+  const client = new Agent(SECRET, (server.address() as AddressInfo).port);
+  client.connection.send({ type: 'connect', version: PROTOCOL_VERSION, agent: 'home', punch: false });
+  const side = await waitFor('the side connection', () => log.detached[before]);
+  assert.equal(side.kind, 'connect');
+  assert.ok(side.kind === 'connect' && side.request.agent === 'home' && side.observed.ip === '127.0.0.1');
+  client.connection.close();
 });
