@@ -77,9 +77,20 @@ export function hasReregisterJob(d: ServiceDescription): d is ReregisteringServi
   return d.reregisterCalendar !== undefined;
 }
 
+/**
+ * Node flags per program. The rendezvous's relay reads every byte into a fresh buffer, and with V8's small
+ * initial old-generation limit that set off a full collection every few dozen megabytes relayed: a larger
+ * initial limit halves the relay's CPU per GiB (bench/README.md, "Relay benchmark"). Node accepts the flag
+ * only on its command line, not in NODE_OPTIONS nor at run time.
+ */
+const NODE_FLAGS: Record<ServiceProgram, string[]> = {
+  agent: [],
+  rendezvous: ['--initial-old-space-size=64'],
+};
+
 /** The arguments after the node binary that start the daemon. */
 export function daemonArguments(d: ServiceDescription): string[] {
-  return [d.cliPath, d.program, '--config', d.configPath];
+  return [...NODE_FLAGS[d.program], d.cliPath, d.program, '--config', d.configPath];
 }
 
 /** The arguments after the node binary of the backstop job. */

@@ -24,7 +24,8 @@ function argumentOf(job: Dict, flag: string): string | undefined {
 function pathsOf(job: Dict): string[] {
   const args = job.ProgramArguments as string[];
   const flagged = ['--config', '--log-file', '--pid-file'].map((flag) => argumentOf(job, flag)).filter((value) => value !== undefined);
-  return [args[0]!, args[1]!, ...flagged, job.WorkingDirectory as string, job.StandardOutPath as string, job.StandardErrorPath as string];
+  const cli = args.slice(1).find((arg) => !arg.startsWith('--'))!; // node flags come before the CLI's path
+  return [args[0]!, cli, ...flagged, job.WorkingDirectory as string, job.StandardOutPath as string, job.StandardErrorPath as string];
 }
 
 test('every plist parses back with a label matching its file name and absolute paths only', () => {
@@ -35,6 +36,14 @@ test('every plist parses back with a label matching its file name and absolute p
       for (const value of pathsOf(job)) assert.ok(isAbsolute(value) && !value.includes('~') && !value.includes('$'), `${name}: ${value}`);
     }
   }
+});
+
+test('the rendezvous starts node with a larger initial old generation (the relay\'s GC cost), the agent without', () => {
+  const [rendezvous] = renderServiceFiles(sampleDescription('rendezvous', 'macos'));
+  const [agent] = renderServiceFiles(sampleDescription('agent', 'macos'));
+  const argsOf = (content: string): string[] => (parsePlist(content) as Dict).ProgramArguments as string[];
+  assert.deepEqual(argsOf(rendezvous!.content).slice(1, 3), ['--initial-old-space-size=64', '/opt/home port/100%/lib/node_modules/homeport/dist/src/cli/main.js']);
+  assert.ok(!argsOf(agent!.content).some((arg) => arg.startsWith('--initial-old-space-size')));
 });
 
 test('the daemon runs at load, restarts after a crash only, and throttles restarts with an integer', () => {
