@@ -14,6 +14,7 @@ import { rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { serviceNodeFlags } from '../src/service/description.js';
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { MIB } from './proxy/clients.js';
 import { BIG_FILE, createCertificate, ensureStaticFiles } from './proxy/fixtures.js';
@@ -30,8 +31,9 @@ const USAGE = `Usage: node dist/bench/relay.js [--quick] [--profile] [--rendezvo
   --profile   run the rendezvous under node --cpu-prof and print where its time went; figures are then
               not written to bench/results/relay.json (the profiler slows the relay)
   --rendezvous-node-flags="<flags>"
-              node flags for the rendezvous process, e.g. "--single-threaded-gc" (see bench/README.md);
-              recorded in the results file
+              node flags for the rendezvous process instead of the ones install-service gives it
+              (${serviceNodeFlags('rendezvous').join(' ')}), e.g. "--single-threaded-gc", or "none"
+              (see bench/README.md); recorded in the results file
   -h, --help  this help`;
 
 interface Settings {
@@ -192,9 +194,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`relay benchmark: still running after ${settings.deadlineMs / 60_000} min; stopping`);
     process.exit(1);
   }, settings.deadlineMs).unref();
-  const flags = values['rendezvous-node-flags'] ? `, rendezvous with ${values['rendezvous-node-flags']}` : '';
+  // by default the rendezvous runs as install-service starts it
+  const given = values['rendezvous-node-flags'];
+  const rendezvousNodeFlags = given === undefined ? serviceNodeFlags('rendezvous') : given === 'none' ? [] : given.split(/\s+/).filter(Boolean);
+  const flags = rendezvousNodeFlags.length > 0 ? `, rendezvous with ${rendezvousNodeFlags.join(' ')}` : '';
   console.log(`relay benchmark (${settings.mode}${values.profile ? ', rendezvous profiled' : ''}${flags}): ${ROW_NAMES.join(', ')} on 127.0.0.1, ${cpus().length} cores`);
-  const rendezvousNodeFlags = (values['rendezvous-node-flags'] ?? '').split(/\s+/).filter(Boolean);
   return run(settings, { profile: values.profile === true, rendezvousNodeFlags });
 }
 

@@ -88,6 +88,11 @@ const NODE_FLAGS: Record<ServiceProgram, string[]> = {
   rendezvous: ['--initial-old-space-size=64'],
 };
 
+/** The node flags a program's service starts it with. */
+export function serviceNodeFlags(program: ServiceProgram): string[] {
+  return [...NODE_FLAGS[program]];
+}
+
 /** The arguments after the node binary that start the daemon. */
 export function daemonArguments(d: ServiceDescription): string[] {
   return [...NODE_FLAGS[d.program], d.cliPath, d.program, '--config', d.configPath];
