@@ -131,6 +131,9 @@ describe('the agent dies during a relayed download', { skip }, () => {
 
   test('the client sees the connection end at once; the rendezvous keeps serving, and relays again once the agent is back', async (t) => {
     const url = `https://${lab.addresses.rendezvous}:${RELAY_PORT}/movie.bin`;
+    // a small receive buffer for the remote client, so the time measured is homeport's, not curl draining
+    // the megabytes its own socket already holds (Linux grows it to 6 MiB)
+    await lab.exec('remote', ['sysctl', '-qw', 'net.ipv4.tcp_rmem=4096 65536 262144']);
     const slow = lab.spawn('remote', ['curl', '-sS', '--cacert', setup.bundle, '--limit-rate', '5M', '-o', '/dev/null', '-w', '%{size_download}', url]);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.equal(slow.running, true, `the slow download should still run:\n${slow.output()}`);
@@ -138,9 +141,9 @@ describe('the agent dies during a relayed download', { skip }, () => {
     agent.process.kill('SIGKILL');
     const status = await slow.exited;
     const ms = Date.now() - killedAt;
-    t.diagnostic(`curl saw the end ${ms} ms after the kill (it still reads what its own socket buffer holds)`);
+    t.diagnostic(`curl saw the end ${ms} ms after the kill`);
     assert.notEqual(status.code, 0, `curl must report the cut-off download:\n${slow.output()}`);
-    assert.ok(ms < 3_000, `curl noticed after ${ms} ms`);
+    assert.ok(ms < 2_000, `curl noticed after ${ms} ms`);
     assert.equal(rendezvous.running, true);
     const health = await curlFromRemote(lab, setup, `https://${lab.addresses.rendezvous}:8443/healthz`);
     assert.equal(health.code, '200');
