@@ -85,7 +85,7 @@ class AgentRelay {
   constructor(private readonly agent: string, private readonly settings: RelaySettings, options: RelayHubOptions, private readonly log: Logger) {
     this.pool = new WorkPool({
       size: settings.pool,
-      maxIdle: Math.max(settings.pool, MAX_RELAY_POOL),
+      maxIdle: MAX_RELAY_POOL, // relayPool is at most this: the agent cannot make the rendezvous hold more
       request: (count) => options.requestWork(agent, count),
       waitMs: options.workWaitMs ?? DEFAULT_WORK_WAIT_MS,
     });
