@@ -1,13 +1,12 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import { TokenBuckets } from '../common/token-buckets.js';
-import type { AgentMode } from '../config/rendezvous-types.js';
 import { formatAddress } from '../common/address.js';
 import { FramedConnection } from '../protocol/channel.js';
 import type { ConnectMessage, ObservedAddress, RouteMessage } from '../protocol/messages.js';
 import { randomNonce } from '../common/nonce.js';
 import type { AddressAllowList } from './addresses.js';
-import { choosePath } from './path.js';
+import { choosePath, type RelayRoute } from './path.js';
 import type { AgentRecord } from './registry.js';
 
 /** How long a client waits for the agent's side of a punch. */
@@ -17,7 +16,7 @@ export const PUNCH_HOLD_MS = 20_000;
 
 export interface ConnectServiceOptions {
   lookup(name: string): Readonly<AgentRecord> | undefined;
-  relayOf(name: string): { mode: AgentMode; port?: number };
+  relayOf(name: string): RelayRoute;
   /** Sends the agent a sealed `punch`; false when it is not connected. */
   sendPunch(agent: string, id: string, peer: ObservedAddress): boolean;
   /** `redirectAllow`: the same clients may ask as may be redirected. */
@@ -57,12 +56,13 @@ export class ConnectService {
     // an unknown agent and a client outside redirectAllow get the same answer, as on /go/
     if (!record) return this.answer(connection, { type: 'route', observed, reason: `no agent named "${request.agent}" here` });
     const relay = this.options.relayOf(record.name);
-    const { path, reason } = choosePath(record, relay.mode, relay.port !== undefined);
+    const { path, reason } = choosePath(record, relay);
+    // direct only when checked: choosePath also says direct while a relay-less agent is being checked
     const route: RouteMessage = {
       type: 'route',
       observed,
-      ...(record.reachability.state === 'reachable' && record.online && record.publicAddress && relay.mode !== 'relay' ? { direct: record.publicAddress } : {}),
-      ...(relay.port !== undefined && relay.mode !== 'direct' && record.online ? { relayPort: relay.port } : {}),
+      ...(path === 'direct' && record.reachability.state === 'reachable' ? { direct: record.publicAddress! } : {}),
+      ...(relay.port !== undefined && record.online ? { relayPort: relay.port } : {}),
       ...(path === 'direct' ? {} : { reason }),
     };
     if (!request.punch || !record.online) return this.answer(connection, route);

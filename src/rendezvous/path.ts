@@ -2,6 +2,12 @@ import type { AgentMode } from '../config/rendezvous-types.js';
 import type { PathName } from '../protocol/messages.js';
 import type { AgentRecord } from './registry.js';
 
+/** An agent's `mode`, and its relay port when it has an open relay. */
+export interface RelayRoute {
+  mode: AgentMode;
+  port?: number;
+}
+
 export interface PathChoice {
   path: PathName;
   /** Why this path, in words for logs, status and the 503 page. */
@@ -15,7 +21,8 @@ export interface PathChoice {
  * moves back to direct as soon as its punched port passes (fall forward) and onto the relay within one
  * check when it stops passing.
  */
-export function choosePath(record: Readonly<AgentRecord>, mode: AgentMode, hasRelay: boolean): PathChoice {
+export function choosePath(record: Readonly<AgentRecord>, { mode, port }: RelayRoute): PathChoice {
+  const hasRelay = port !== undefined;
   if (!record.publicAddress) return { path: 'none', reason: `${record.name} has not connected to the rendezvous yet` };
   if (!record.online) return { path: 'none', reason: `${record.name} is offline since ${record.offlineSince ?? 'the rendezvous started'}` };
   const relay = hasRelay && mode !== 'direct';

@@ -5,7 +5,7 @@ import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
 import { formatHostPort } from '../common/address.js';
 import { ConfigError } from '../common/config-error.js';
-import type { AgentMode, RendezvousConfig } from '../config/rendezvous-types.js';
+import type { RendezvousConfig } from '../config/rendezvous-types.js';
 import type { Socket } from 'node:net';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { formatAddress } from '../common/address.js';
@@ -18,7 +18,7 @@ import { Registry, type AgentRecord } from './registry.js';
 import { RemoteAdmin } from './remote-admin.js';
 import { createWebServer } from './web.js';
 import { ConnectService } from './connect-service.js';
-import { choosePath, type PathChoice } from './path.js';
+import { choosePath, type PathChoice, type RelayRoute } from './path.js';
 import { RelayHub } from './relay.js';
 
 export interface RunningRendezvous {
@@ -131,7 +131,7 @@ async function openState(config: RendezvousConfig, logger: Logger, options: Rend
  */
 function createOtherPaths(
   config: RendezvousConfig, registry: Registry, control: ControlServer, allow: AddressAllowList, logger: Logger, options: RendezvousOptions,
-): { relays: RelayHub; relayOf: (name: string) => { mode: AgentMode; port?: number }; pathFor: (record: Readonly<AgentRecord>) => PathChoice } {
+): { relays: RelayHub; relayOf: (name: string) => RelayRoute; pathFor: (record: Readonly<AgentRecord>) => PathChoice } {
   const relays = new RelayHub({
     agents: config.agents,
     requestWork: (agent, count) => control.sendOpenWork(agent, count),
@@ -139,11 +139,11 @@ function createOtherPaths(
     ...(options.workWaitMs !== undefined ? { workWaitMs: options.workWaitMs } : {}),
   });
   const modes = new Map(config.agents.map((agent) => [agent.name, agent.mode]));
-  const relayOf = (name: string): { mode: AgentMode; port?: number } => {
+  const relayOf = (name: string): RelayRoute => {
     const port = relays.portOf(name);
     return { mode: modes.get(name) ?? 'direct', ...(port !== undefined ? { port } : {}) };
   };
-  const pathFor = (record: Readonly<AgentRecord>): PathChoice => choosePath(record, relayOf(record.name).mode, relayOf(record.name).port !== undefined);
+  const pathFor = (record: Readonly<AgentRecord>): PathChoice => choosePath(record, relayOf(record.name));
   const connects = new ConnectService({ lookup: (name) => registry.get(name), relayOf, sendPunch: (agent, id, peer) => control.sendPunch(agent, id, peer), allow, logger });
   control.on('side', (side) => {
     if (side.kind === 'connect') return connects.handle(side.request, side.socket as Socket, side.observed);

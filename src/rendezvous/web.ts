@@ -8,10 +8,9 @@ import type { CertificateSource } from '../tls/certificates.js';
 import { urlHost } from '../common/address.js';
 import { isHostnameOrIp } from '../config/address.js';
 import { escapeHtml } from '../common/html.js';
-import type { AgentMode } from '../config/rendezvous-types.js';
 import { normalizeIp, type AddressAllowList } from './addresses.js';
 import { ADMIN_PAGE_CSP, ADMIN_PAGE_HTML } from './admin-page.js';
-import { choosePath } from './path.js';
+import { choosePath, type RelayRoute } from './path.js';
 import type { AgentRecord } from './registry.js';
 import type { RemoteAdmin } from './remote-admin.js';
 
@@ -40,7 +39,7 @@ export interface RedirectDirectory {
   /** `redirectAllow`: clients outside it are told nothing, not even which agents exist. */
   allow: AddressAllowList;
   /** A configured agent's mode, and its relay port when it has a relay. */
-  relayOf(name: string): { mode: AgentMode; port?: number };
+  relayOf(name: string): RelayRoute;
   /** `[rendezvous] publicHost`: the relay ports' host name; default the request's Host. */
   publicHost?: string;
 }
@@ -70,7 +69,7 @@ export function answerWebRequest(request: WebRequest, directory: RedirectDirecto
   // Same answer for "no such agent" and "not for you": a scanner learns nothing from it.
   if (!record) return { ...NOT_FOUND, agent: name, why: directory.allow.allows(request.clientIp) ? 'unknown agent' : 'client not in redirectAllow' };
   const relay = directory.relayOf(name);
-  const { path: way, reason } = choosePath(record, relay.mode, relay.port !== undefined);
+  const { path: way, reason } = choosePath(record, relay);
   if (way === 'none') return unavailable(name, `${reason}.`);
   const origin = way === 'direct' ? directOrigin(record) : relayOrigin(directory.publicHost ?? hostOf(request.host), relay.port!);
   if (origin === undefined) return unavailable(name, 'the relay has no host name to send you to: the request\'s Host header names none; the owner can set [rendezvous] publicHost.');

@@ -56,7 +56,7 @@ test('the full table: online/offline/never connected × reachability × mode × 
       for (const mode of MODES) {
         for (const relay of [true, false]) {
           const label = `${status}, ${reach}, mode ${mode}, relay ${relay ? 'present' : 'absent'}`;
-          const choice = choosePath(record(status, reach), mode, relay);
+          const choice = choosePath(record(status, reach), { mode, ...(relay ? { port: 9443 } : {}) });
           if (status === 'never') {
             assert.deepEqual(choice, { path: 'none', reason: 'home has not connected to the rendezvous yet' }, label);
           } else if (status === 'offline') {
@@ -87,19 +87,19 @@ test('missing times and reasons are said in words, never "undefined"', () => {
     ['none', /unreachable: unknown reason \(checked at an unknown time\)/],
   ];
   bare.forEach((agent, index) => {
-    const choice = choosePath(agent, 'auto', false);
+    const choice = choosePath(agent, { mode: 'auto' });
     assert.equal(choice.path, expected[index]![0]);
     assert.match(choice.reason, expected[index]![1]);
     assert.doesNotMatch(choice.reason, /undefined/);
   });
-  const relayed = choosePath(bare[2]!, 'auto', true);
+  const relayed = choosePath(bare[2]!, { mode: 'auto', port: 9443 });
   assert.equal(relayed.path, 'relay');
   assert.match(relayed.reason, /unreachable: unknown reason \(checked at an unknown time\)/);
 });
 
 test('the agent name in the reason is the record\'s', () => {
   const agent: AgentRecord = { name: 'cabin-2', online: false, reachability: { state: 'unknown' }, addressChanges: 0 };
-  assert.match(choosePath(agent, 'auto', true).reason, /^cabin-2 /);
-  assert.match(choosePath({ ...agent, publicAddress: { ip: '192.0.2.1', port: 2 } }, 'auto', true).reason, /^cabin-2 is offline/);
-  assert.match(choosePath({ ...agent, online: true, publicAddress: { ip: '192.0.2.1', port: 2 }, reachability: { state: 'unreachable', reason: 'refused' } }, 'direct', true).reason, /^cabin-2 is unreachable: refused/);
+  assert.match(choosePath(agent, { mode: 'auto', port: 9443 }).reason, /^cabin-2 /);
+  assert.match(choosePath({ ...agent, publicAddress: { ip: '192.0.2.1', port: 2 } }, { mode: 'auto', port: 9443 }).reason, /^cabin-2 is offline/);
+  assert.match(choosePath({ ...agent, online: true, publicAddress: { ip: '192.0.2.1', port: 2 }, reachability: { state: 'unreachable', reason: 'refused' } }, { mode: 'direct', port: 9443 }).reason, /^cabin-2 is unreachable: refused/);
 });
