@@ -1,6 +1,6 @@
 import { createSocket } from 'node:dgram';
-import { lookup } from 'node:dns/promises';
 import { connect, createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
+import { resolveHost } from '../common/resolve.js';
 import { err, ok, type Result } from '../common/result.js';
 import type { ListenAddress } from '../common/address.js';
 import type { ServerAddress } from '../config/agent-types.js';
@@ -21,13 +21,6 @@ export function localAddressToward(ip: string): Promise<string> {
       resolve(address);
     });
   });
-}
-
-/** Resolves the rendezvous's host name once per connection attempt (its IP may change too). */
-export async function resolveServer(server: ServerAddress): Promise<string> {
-  if (isIP(server.host) !== 0) return server.host;
-  const { address } = await lookup(server.host);
-  return address;
 }
 
 export interface PunchedPortOptions {
@@ -67,7 +60,7 @@ export class PunchedPort {
     let socket: Socket | undefined;
     let failure = '';
     try {
-      const serverIp = await resolveServer(this.options.server);
+      const serverIp = await resolveHost(this.options.server);
       socket = await this.connectFromPort(serverIp, await this.bindAddress(serverIp));
       this.heldPort = socket.localPort ?? this.heldPort;
     } catch (error) {

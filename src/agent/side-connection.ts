@@ -5,7 +5,7 @@ import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { workKey, workMac } from '../protocol/session.js';
 import { randomNonce } from '../common/nonce.js';
 import { shareableBindAddress } from '../tunnel/tcp-punch.js';
-import { resolveServer } from './punch.js';
+import { resolveHost } from '../common/resolve.js';
 
 export interface SideConnectionOptions {
   server: ServerAddress;
@@ -30,7 +30,7 @@ export interface SideConnection {
  * so this resolves once `workAuth` is sent; a refusal shows as an error frame or a close after that.
  */
 export async function dialSideConnection(options: SideConnectionOptions): Promise<SideConnection> {
-  const host = await resolveServer(options.server);
+  const host = await resolveHost(options.server);
   const socket = connect({ host, port: options.server.port, noDelay: true, ...(options.shareable ? { localAddress: shareableBindAddress(host) } : {}) });
   const connection = new FramedConnection(socket);
   const clientNonce = randomNonce();

@@ -1,5 +1,5 @@
-import { lookup } from 'node:dns/promises';
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { resolveHost } from '../common/resolve.js';
 import type { ServerAddress } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { PROTOCOL_VERSION, type RouteMessage } from '../protocol/messages.js';
@@ -16,7 +16,7 @@ export interface RouteAnswer {
 
 /** Asks the rendezvous's control port which paths lead to `agent`; with `punch`, it also sets up a hole punch. */
 export async function requestRoute(server: ServerAddress, agent: string, punch: boolean, timeoutMs: number): Promise<RouteAnswer> {
-  const ip = isIP(server.host) !== 0 ? server.host : (await lookup(server.host)).address;
+  const ip = await resolveHost(server);
   const socket = connect({ host: ip, port: server.port, noDelay: true, ...(punch ? { localAddress: shareableBindAddress(ip) } : {}) });
   const connection = new FramedConnection(socket);
   return new Promise((resolve, reject) => {
