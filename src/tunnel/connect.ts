@@ -1,4 +1,5 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { connectWithin } from '../common/connect.js';
 import type { ListenAddress } from '../common/address.js';
 import type { ServerAddress } from '../config/agent-types.js';
 import { formatAddress } from '../common/address.js';
@@ -107,19 +108,7 @@ export async function startConnect(options: ConnectOptions): Promise<RunningConn
 }
 
 /** A TCP connection, or undefined when it is refused or times out. */
-function dial(host: string, port: number, timeoutMs: number): Promise<Socket | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port, noDelay: true });
-    const finish = (value: Socket | undefined): void => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      socket.on('error', () => undefined);
-      if (!value) socket.destroy();
-      resolve(value);
-    };
-    const timer = setTimeout(() => finish(undefined), timeoutMs);
-    socket.once('error', () => finish(undefined));
-    socket.once('connect', () => finish(socket));
-  });
+async function dial(host: string, port: number, timeoutMs: number): Promise<Socket | undefined> {
+  const connected = await connectWithin({ host, port, noDelay: true }, timeoutMs);
+  return connected.ok ? connected.value : undefined;
 }
-

@@ -1,5 +1,6 @@
-import { connect, isIP, type Socket } from 'node:net';
-import { err, ok, type Result } from '../common/result.js';
+import { isIP, type Socket } from 'node:net';
+import { connectWithin } from '../common/connect.js';
+import { err, type Result } from '../common/result.js';
 
 /**
  * The address to bind a socket that must share its port with another: an explicit bind sets SO_REUSEADDR,
@@ -46,23 +47,6 @@ export async function simultaneousOpen(options: PunchOptions): Promise<Result<So
 }
 
 function connectOnce(options: PunchOptions, timeoutMs: number): Promise<Result<Socket>> {
-  return new Promise((resolve) => {
-    const socket = connect({
-      host: options.peer.ip,
-      port: options.peer.port,
-      localPort: options.localPort,
-      localAddress: shareableBindAddress(options.peer.ip),
-      noDelay: true,
-    });
-    const finish = (result: Result<Socket>): void => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      if (!result.ok) socket.destroy();
-      resolve(result);
-    };
-    const onError = (error: NodeJS.ErrnoException): void => finish(err(error.code ?? error.message));
-    const timer = setTimeout(() => finish(err('timed out')), timeoutMs);
-    socket.once('error', onError);
-    socket.once('connect', () => finish(ok(socket)));
-  });
+  const { peer, localPort } = options;
+  return connectWithin({ host: peer.ip, port: peer.port, localPort, localAddress: shareableBindAddress(peer.ip), noDelay: true }, timeoutMs);
 }
