@@ -1,11 +1,9 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { ServerAddress } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
 import { PROTOCOL_VERSION } from '../protocol/messages.js';
 import { workKey, workMac } from '../protocol/session.js';
 import { randomNonce } from '../common/nonce.js';
-import { shareableBindAddress } from '../tunnel/tcp-punch.js';
-import { resolveHost } from '../common/resolve.js';
 
 export interface SideConnectionOptions {
   server: ServerAddress;
@@ -30,28 +28,22 @@ export interface SideConnection {
  * so this resolves once `workAuth` is sent; a refusal shows as an error frame or a close after that.
  */
 export async function dialSideConnection(options: SideConnectionOptions): Promise<SideConnection> {
-  const host = await resolveHost(options.server);
-  const socket = connect({ host, port: options.server.port, noDelay: true, ...(options.shareable ? { localAddress: shareableBindAddress(host) } : {}) });
-  const connection = new FramedConnection(socket);
+  const connection = await FramedConnection.dial(options.server, { shareable: options.shareable === true });
+  const fail = (why: string): Error => {
+    connection.reset();
+    return new Error(why);
+  };
   const clientNonce = randomNonce();
-  return new Promise((resolve, reject) => {
-    const fail = (why: string): void => {
-      clearTimeout(timer);
-      connection.reset();
-      reject(new Error(why));
-    };
-    const timer = setTimeout(() => fail(`no challenge from ${host}:${options.server.port} within ${options.timeoutMs} ms`), options.timeoutMs);
-    connection.on('close', (cause) => fail(`the rendezvous closed the side connection${cause ? ` (${cause})` : ''}`));
-    connection.on('message', (message) => {
-      if (message.type !== 'challenge') return fail(message.type === 'error' ? `the rendezvous refused: ${message.message}` : `unexpected ${message.type}`);
-      const mac = workMac(options.secret, options.agent, clientNonce, message.nonce, options.punch);
-      connection.send({ type: 'workAuth', mac });
-      const released = connection.detach();
-      clearTimeout(timer);
-      if (!released.ok) return fail(released.error);
-      socket.on('error', () => undefined); // the new owner reports what matters
-      resolve({ socket, key: workKey(options.secret, clientNonce, message.nonce) });
-    });
-    connection.send({ type: 'workHello', version: PROTOCOL_VERSION, agent: options.agent, nonce: clientNonce, ...(options.punch ? { punch: options.punch } : {}) });
-  });
+  connection.send({ type: 'workHello', version: PROTOCOL_VERSION, agent: options.agent, nonce: clientNonce, ...(options.punch ? { punch: options.punch } : {}) });
+  const answer = await connection.nextMessage(options.timeoutMs);
+  const where = `${options.server.host}:${options.server.port}`;
+  if (!answer.ok) throw fail(`no challenge from ${where}: ${answer.error}`);
+  const challenge = answer.value;
+  if (challenge.type !== 'challenge') throw fail(challenge.type === 'error' ? `the rendezvous refused: ${challenge.message}` : `unexpected ${challenge.type} from ${where}`);
+  connection.send({ type: 'workAuth', mac: workMac(options.secret, options.agent, clientNonce, challenge.nonce, options.punch) });
+  const released = connection.detach();
+  if (!released.ok) throw fail(released.error);
+  const socket = released.value as Socket;
+  socket.on('error', () => undefined); // the new owner reports what matters
+  return { socket, key: workKey(options.secret, clientNonce, challenge.nonce) };
 }

@@ -1,4 +1,4 @@
-import { connect, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { connect, isIP, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { err, ok, type Result } from './result.js';
 
 /**
@@ -21,4 +21,13 @@ export function connectWithin(options: TcpNetConnectOpts, timeoutMs: number): Pr
     socket.once('error', onError);
     socket.once('connect', () => finish(ok(socket)));
   });
+}
+
+/**
+ * The address to bind a socket that must share its port with another: an explicit bind sets SO_REUSEADDR,
+ * and Linux lets two sockets share a port only when both have it, so the socket whose mapping the peer is
+ * told (to the rendezvous) and the punching one are both bound to the wildcard of the peer's family.
+ */
+export function shareableBindAddress(ip: string): string {
+  return isIP(ip) === 6 ? '::' : '0.0.0.0';
 }

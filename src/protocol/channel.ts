@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
+import { shareableBindAddress } from '../common/connect.js';
+import { resolveHost } from '../common/resolve.js';
 import type { Duplex } from 'node:stream';
 import { err, ok, type Result } from '../common/result.js';
 import { encodeFrame, FrameDecoder } from './framing.js';
@@ -113,6 +115,36 @@ export class FramedConnection extends EventEmitter<FramedConnectionEvents> {
     this.socket.off('close', this.onClose);
     this.socket.off('error', this.onError);
     return ok(this.socket);
+  }
+
+  /**
+   * A connection to a control port, for a side connection or a `homeport connect` request (the agent's own
+   * control connection comes from its punched port). `shareable`: bound so that a punching socket may use
+   * the same local port (see shareableBindAddress).
+   */
+  static async dial(server: { host: string; port: number }, { shareable = false } = {}): Promise<FramedConnection> {
+    const host = await resolveHost(server);
+    return new FramedConnection(connect({ host, port: server.port, noDelay: true, ...(shareable ? { localAddress: shareableBindAddress(host) } : {}) }));
+  }
+
+  /**
+   * The next message, or why none came (the connection closed, or timeoutMs passed). For exchanges where
+   * the peer sends one message and waits: a second message in the same chunk would find no listener.
+   */
+  nextMessage(timeoutMs: number): Promise<Result<Message>> {
+    return new Promise((resolve) => {
+      const settle = (result: Result<Message>): void => {
+        clearTimeout(timer);
+        this.off('message', onMessage);
+        this.off('close', onClose);
+        resolve(result);
+      };
+      const onMessage = (message: Message): void => settle(ok(message));
+      const onClose = (cause: string | undefined): void => settle(err(`the connection closed${cause ? ` (${cause})` : ''}`));
+      const timer = setTimeout(() => settle(err(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      this.on('message', onMessage);
+      this.on('close', onClose);
+    });
   }
 
   /** Validates and writes one message; refuses (without throwing) when closed or invalid. */

@@ -1,15 +1,6 @@
-import { isIP, type Socket } from 'node:net';
-import { connectWithin } from '../common/connect.js';
+import type { Socket } from 'node:net';
+import { connectWithin, shareableBindAddress } from '../common/connect.js';
 import { err, type Result } from '../common/result.js';
-
-/**
- * The address to bind a socket that must share its port with another: an explicit bind sets SO_REUSEADDR,
- * and Linux lets two sockets share a port only when both have it, so the socket whose mapping the peer is
- * told (to the rendezvous) and the punching one are both bound to the wildcard of the peer's family.
- */
-export function shareableBindAddress(ip: string): string {
-  return isIP(ip) === 6 ? '::' : '0.0.0.0';
-}
 
 export interface PunchOptions {
   /** The local port to dial from: the one whose NAT mapping the peer was told. */

@@ -225,3 +225,21 @@ test('reset() leaves no TIME_WAIT at the agent and close() leaves it at the serv
   await closed(third.client);
   assert.equal(await becomesTimeWait(agentPort, serverPort), true);
 });
+
+test('dial + nextMessage: the answer, or why none came (closed with its cause, or the time is up)', async () => {
+  const { port } = listener.address() as AddressInfo;
+  const asking = await FramedConnection.dial({ host: '127.0.0.1', port });
+  const answering = new FramedConnection(await nextAccepted());
+  asking.send({ type: 'connect', version: PROTOCOL_VERSION, agent: 'home', punch: false });
+  const question = await nextMessage(answering);
+  assert.equal(question.type, 'connect');
+  answering.send({ type: 'route', observed: { ip: '127.0.0.1', port: 1 } });
+  const answer = await asking.nextMessage(2_000);
+  assert.ok(answer.ok && answer.value.type === 'route');
+
+  const silent = await asking.nextMessage(50);
+  assert.deepEqual(silent, { ok: false, error: 'no answer within 50 ms' });
+  answering.reset();
+  const gone = await asking.nextMessage(2_000);
+  assert.ok(!gone.ok && /^the connection closed/.test(gone.error), gone.ok ? 'a message' : gone.error);
+});
