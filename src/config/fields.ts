@@ -66,6 +66,14 @@ export class TableReader {
     return value;
   }
 
+  /** A whole number from min to max. */
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.table[name] ?? fallback;
+    if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
+    this.problems.add(this.key(name), `must be a whole number from ${min} to ${max}; the default is ${fallback}`);
+    return fallback;
+  }
+
   /** A duration such as "30s"; `allowZero` lets "0" mean "never". */
   duration(name: string, fallbackMs: number, allowZero = false): number {
     const value = this.table[name];

@@ -133,20 +133,13 @@ function readRelay(table: TableReader): RelaySettings | undefined {
   }
   const listen = parseHostPort(listenText, { allowPortZero: true });
   if (!listen.ok) table.problems.add(table.key('relay'), listen.error);
-  const maxConnections = readCount(table, 'relayMaxConnections', RELAY_DEFAULTS.maxConnections, 1, 100_000);
-  const pool = readCount(table, 'relayPool', RELAY_DEFAULTS.pool, 0, MAX_RELAY_POOL);
+  const maxConnections = table.integer('relayMaxConnections', RELAY_DEFAULTS.maxConnections, 1, 100_000);
+  const pool = table.integer('relayPool', RELAY_DEFAULTS.pool, 0, MAX_RELAY_POOL);
   const rate = parseByteRate(table.string('relayRate', '0') ?? '0');
   if (!rate.ok) table.problems.add(table.key('relayRate'), rate.error);
   const idleMs = table.duration('relayIdle', RELAY_DEFAULTS.idleMs);
   if (!listen.ok) return undefined;
   return { listen: listen.value, maxConnections, bytesPerSecond: rate.ok ? rate.value : 0, idleMs, pool };
-}
-
-function readCount(table: TableReader, key: string, fallback: number, min: number, max: number): number {
-  const value = table.table[key] ?? fallback;
-  if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;
-  table.problems.add(table.key(key), `must be a whole number from ${min} to ${max}; the default is ${fallback}`);
-  return fallback;
 }
 
 /** `secret = "..."` in the file, or `secretEnv = "VAR"` naming an environment variable that holds it. */

@@ -138,6 +138,6 @@ class AgentRelay {
 
   private refuse(user: Socket, client: { ip: string; port: number }, why: string): void {
     if (this.refusalNotices.take(why)) this.log.warn({ agent: this.agent, client: formatAddress(client), reason: why }, `relay refused a connection to ${this.agent}: ${why}`);
-    user.resetAndDestroy();
+    reset(user);
   }
 }
