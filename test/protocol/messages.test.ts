@@ -10,6 +10,7 @@ import {
   parseMessage,
   type Message,
 } from '../../src/protocol/messages.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const NONCE = 'K9wHMIcUmXgFEHzn0PL4hw';
 const MAC = 'a'.repeat(64);
@@ -242,18 +243,6 @@ test('a JavaScript object with an undefined optional field parses like one witho
 
 // ---- fuzz: random and mutated frames never make the decoder or the parser throw -----------------------
 
-/** Small seeded PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 const ODD_VALUES: unknown[] = [null, true, 0, -1, 1.5, 1e300, '', 'x'.repeat(300), '\u0000', [], [1], {}, { ip: '1.2.3.4' }, '__proto__'];
 
 function mutateObject(message: Record<string, unknown>, next: () => number): Record<string, unknown> {
@@ -304,7 +293,7 @@ function feed(bytes: Buffer, next: () => number): { parsed: number; refused: boo
 }
 
 test('fuzz: random bytes and mutated frames give ok or an error, never an exception', () => {
-  const next = random(0x5eed);
+  const next = seededRandom(0x5eed);
   let refused = 0;
   let parsed = 0;
   for (let round = 0; round < 3000; round++) {
