@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { answerBinding, roleName, type BindingContext } from '../../src/nat/binding-answer.js';
 import { decodeStun, encodeStun, newTransactionId, type StunAddress, type StunAttributes } from '../../src/nat/stun-message.js';
-import { bindingBytes, withRawAttribute } from './stun-bytes.js';
+import { bindingBytes, withRawAttribute } from '../helpers/stun-bytes.js';
 
 const SOFTWARE = 'homeport 0.1.0';
 const CLIENT = { ip: '198.51.100.2', port: 40000 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { StunFrameSplitter } from '../../src/nat/stun-frames.js';
-import { bindingBytes } from './stun-bytes.js';
+import { bindingBytes } from '../helpers/stun-bytes.js';
 
 test('back-to-back messages come out whole, however the stream is cut', () => {
   const messages = [bindingBytes(), bindingBytes({ software: 'a longer one' }), bindingBytes()];

@@ -7,8 +7,8 @@ import { encodeStun, newTransactionId, type StunAddress, type StunAttributes } f
 import { captureLogs } from '../helpers/logs.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
-import { bindingBytes, withRawAttribute } from './stun-bytes.js';
-import { tcpClient, tcpMessages, udpClient, udpExchange } from './stun-client.js';
+import { bindingBytes, withRawAttribute } from '../helpers/stun-bytes.js';
+import { tcpClient, tcpMessages, udpClient, udpExchange } from '../helpers/stun-client.js';
 
 /**
  * The STUN server on loopback: A1 = 127.0.0.1 and A2 = 127.0.0.2 (Linux routes all of 127/8 to lo), the

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startLoopbackPair } from '../helpers/loopback-pair.js';
-import { bindingBytes } from '../nat/stun-bytes.js';
-import { tcpClient, tcpMessages, udpClient, udpExchange } from '../nat/stun-client.js';
+import { bindingBytes } from '../helpers/stun-bytes.js';
+import { tcpClient, tcpMessages, udpClient, udpExchange } from '../helpers/stun-client.js';
 
 /** A JSON log line of a child's output whose msg is `msg`. */
 function logLine(output: string, msg: string): Record<string, unknown> {
