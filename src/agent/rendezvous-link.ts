@@ -63,9 +63,9 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
   control.on('punch', createPunchResponder({ ...side, allows, onPunched: onOtherPath, logger: log }));
 
   let registeredAt: Date | undefined;
-  control.on('registered', (observed) => {
+  control.on('registered', (observed, stunPort) => {
     registeredAt = new Date();
-    log.info({ public: formatAddress(observed), localPort: port.port }, 'registered with the rendezvous');
+    log.info({ public: formatAddress(observed), localPort: port.port, stunPort }, 'registered with the rendezvous');
     tracker.observe(observed);
     onStatusChange(true);
   });
