@@ -15,7 +15,7 @@ export function adviceFor(udp: UdpBehaviour, tcp?: TcpStability): string[] {
     return ['no STUN answer over UDP: UDP is blocked here (or the server is down); UDP hole punching will not work',
       'use the relay: the rendezvous carries TCP when no direct path exists'];
   }
-  if (udp.mapping === 'cannot tell' && udp.filtering === 'cannot tell') {
+  if (udp.classic === 'cannot tell') {
     return ['cannot tell what the NAT allows with this server: check against a server with RFC 5780 (a homeport rendezvous with [stun] alternate, or coturn)'];
   }
   return [directAdvice(udp, tcp), punchingAdvice(udp), ...(needsRelay(udp, tcp) ? ['until then, use the relay: the rendezvous carries the traffic and TLS still ends at home'] : [])];
@@ -35,7 +35,6 @@ function directAdvice(udp: UdpBehaviour, tcp: TcpStability | undefined): string 
   }
   switch (udp.filtering) {
     case 'endpoint-independent': return 'direct TCP access will work: the NAT is full cone, so the agent\'s punched port is reachable from anywhere';
-    case 'cannot tell': return 'cannot tell whether direct TCP access will work: the server could not test filtering';
     default: return 'direct TCP access will not work yet: set your router\'s NAT to full cone (endpoint-independent filtering) or add a port mapping for the agent\'s port';
   }
 }
@@ -43,7 +42,6 @@ function directAdvice(udp: UdpBehaviour, tcp: TcpStability | undefined): string 
 /** From the NAT lab's results: punching works unless both ends are symmetric, or one is symmetric and the other port-restricted. */
 function punchingAdvice(udp: UdpBehaviour): string {
   if (udp.nat === false && udp.filtering === 'endpoint-independent') return 'UDP hole punching is not needed: peers reach this host directly';
-  if (udp.mapping === 'cannot tell') return 'cannot tell whether UDP hole punching will work: the mapping behaviour is unknown';
   if (udp.mapping !== 'endpoint-independent') return 'UDP hole punching will work only with peers behind a full-cone or address-restricted NAT, not with symmetric or port-restricted ones';
   if (udp.filtering === 'address-and-port-dependent') return 'UDP hole punching will work with peers that are not symmetric';
   return 'UDP hole punching will work with any peer, even one behind a symmetric NAT';

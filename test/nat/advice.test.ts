@@ -22,6 +22,7 @@ const rows: Array<[string, UdpBehaviour, { stable: boolean } | undefined, RegExp
   ['full cone UDP but TCP remapped', udp('Full Cone', EI, EI), { stable: false }, [/new port; add a port mapping/, /use the relay/]],
   ['blocked', udp('Blocked', 'cannot tell', 'cannot tell', undefined), undefined, [/UDP is blocked/, /use the relay/]],
   ['cannot tell', udp('cannot tell', 'cannot tell', 'cannot tell'), undefined, [/cannot tell what the NAT allows/, /RFC 5780/]],
+  ['no NAT, filtering unknown', udp('cannot tell', EI, 'cannot tell', false), undefined, [/cannot tell what the NAT allows/]],
 ];
 
 for (const [name, behaviour, tcp, phrases] of rows) {
@@ -33,4 +34,9 @@ for (const [name, behaviour, tcp, phrases] of rows) {
 
 test('advice: a full cone with stable TCP does not send the user to the relay', () => {
   assert.doesNotMatch(adviceFor(udp('Full Cone', EI, EI), { stable: true }).join('\n'), /relay/);
+});
+
+test('advice: an unknown filtering never reads as a firewall or a full cone', () => {
+  const advice = adviceFor(udp('cannot tell', EI, 'cannot tell', false)).join('\n');
+  assert.doesNotMatch(advice, /firewall|will work/);
 });
