@@ -19,6 +19,13 @@ import { Mailbox } from './mailbox.js';
 /** fc full cone, arc address-restricted cone, prc port-restricted cone, sym symmetric (see lab-nat.sh). */
 export type NatType = 'fc' | 'arc' | 'prc' | 'sym';
 export const NAT_TYPES: readonly NatType[] = ['fc', 'arc', 'prc', 'sym'];
+/**
+ * What a lab router does: one of the NAT types, or no NAT at all: `none` routes everything both ways (the LAN
+ * host is on the open internet), `fw` is a CPE-like stateful firewall without NAT that drops unsolicited
+ * inbound packets (RFC 3489's "Symmetric UDP Firewall").
+ */
+export type RouterType = NatType | 'none' | 'fw';
+export const ROUTER_TYPES: readonly RouterType[] = ['none', 'fw', ...NAT_TYPES];
 export type LabNode = 'wan' | 'home-router' | 'home' | 'remote-router' | 'remote';
 export type Router = 'home-router' | 'remote-router';
 export type LabAvailability = { ok: true } | { ok: false; reason: string };
@@ -37,8 +44,8 @@ export interface LabAddresses {
 }
 
 export interface LabOptions {
-  home: NatType;
-  remote: NatType;
+  home: RouterType;
+  remote: RouterType;
 }
 
 export interface LabSpawnOptions {
@@ -265,7 +272,7 @@ export class LabChild {
 // ---- the lab ---------------------------------------------------------------------------------------------------
 
 interface RouterState {
-  nat: NatType;
+  nat: RouterType;
   /** which public port range lab-nat.sh uses; every reboot moves to the next one */
   boot: number;
   wanAddress: string;
@@ -326,8 +333,8 @@ export class Lab {
     return run('ip', ['netns', 'exec', this.names[node], ...command], options.timeoutMs);
   }
 
-  /** Switch a router's NAT type; this also flushes its conntrack table, so every mapping is forgotten. */
-  async setNat(router: Router, nat: NatType): Promise<void> {
+  /** Switch a router's type (a NAT or none/fw); this also flushes its conntrack table, so every mapping is forgotten. */
+  async setNat(router: Router, nat: RouterType): Promise<void> {
     this.assertUp('setNat');
     const state = this.routers[router];
     await runScript('lab-nat.sh', [this.names[router], nat, String(state.boot)]);
