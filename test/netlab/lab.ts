@@ -77,7 +77,9 @@ const WAN_SUBNETS: Record<Router, { prefix: string; initial: string }> = {
   'remote-router': { prefix: '192.0.2', initial: '192.0.2.2' },
 };
 const LAB_NODES: readonly LabNode[] = ['wan', 'home-router', 'home', 'remote-router', 'remote'];
-const REQUIRED_TOOLS = [
+/** A program a test needs on PATH and the Debian package that has it. */
+export type Tool = readonly [program: string, packageName: string];
+const REQUIRED_TOOLS: readonly Tool[] = [
   ['ip', 'iproute2'],
   ['nft', 'nftables'],
   ['conntrack', 'conntrack'],
@@ -104,11 +106,13 @@ export function labAvailability(): LabAvailability {
 }
 
 /**
- * For `test(…, { skip })`: the one-line reason the lab cannot run, or undefined when it can.
+ * For `test(…, { skip })`: the one-line reason the lab (and the extra tools a test runs in it, as
+ * [program, Debian package]) cannot run, or undefined when it can.
  * Under CI=true a lab that cannot run is a failure, so this throws instead.
  */
-export function skipReason(): string | undefined {
-  const found = labAvailability();
+export function skipReason(extraTools: readonly Tool[] = []): string | undefined {
+  const lab = labAvailability();
+  const found = lab.ok ? toolsAvailability(extraTools) : lab;
   if (found.ok) return undefined;
   if (process.env.CI === 'true') throw new Error(`NAT lab required under CI=true but it cannot run: ${found.reason}`);
   return `NAT lab unavailable: ${found.reason}`;
@@ -117,9 +121,8 @@ export function skipReason(): string | undefined {
 function probeAvailability(): LabAvailability {
   if (process.platform !== 'linux') return unavailable(`network namespaces need Linux, this is ${process.platform}`);
   if (process.getuid?.() !== 0) return unavailable('ip netns and nftables need root (uid 0)');
-  for (const [tool, packageName] of REQUIRED_TOOLS) {
-    if (!onPath(tool)) return unavailable(`${tool} is not on PATH (install ${packageName})`);
-  }
+  const tools = toolsAvailability(REQUIRED_TOOLS);
+  if (!tools.ok) return tools;
   if (!existsSync(script('lab-up.sh'))) return unavailable(`lab scripts not found in ${scriptDir}`);
   return probeNamespace();
 }
@@ -135,6 +138,11 @@ function probeNamespace(): LabAvailability {
   } finally {
     runSync('ip', ['netns', 'del', probe]);
   }
+}
+
+function toolsAvailability(tools: readonly Tool[]): LabAvailability {
+  const missing = tools.find(([tool]) => !onPath(tool));
+  return missing ? unavailable(`${missing[0]} is not on PATH (install ${missing[1]})`) : { ok: true };
 }
 
 function unavailable(reason: string): LabAvailability {
