@@ -7,6 +7,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Lab, LabChild, LabNode, Tool } from './lab.js';
+import { parseEndpoint } from './probe-protocol.js';
 
 /** The programs this file runs, for skipReason(STUN_TOOLS). */
 export const STUN_TOOLS: readonly Tool[] = [
@@ -126,9 +127,8 @@ export interface Discovery {
  * (and hairpinning) against server "ip:port". -L binds the node's own address, so "No NAT!" can show.
  */
 export async function natDiscovery(lab: Lab, node: 'home' | 'remote', server: string, options: { hairpinning?: boolean } = {}): Promise<Discovery> {
-  const [ip, port] = splitEndpoint(server);
-  const local = lab.addresses[node];
-  const args = ['-m', '-f', ...(options.hairpinning ? ['-H'] : []), '-L', local, '-p', port, ip];
+  const { host, port } = parseEndpoint(server);
+  const args = ['-m', '-f', ...(options.hairpinning ? ['-H'] : []), '-L', lab.addresses[node], '-p', String(port), host];
   const { output, elapsedMs } = await runToEnd(lab, node, ['turnutils_natdiscovery', ...args]);
   return { ...parseNatDiscovery(output, options.hairpinning ?? false), elapsedMs, output };
 }
@@ -178,18 +178,23 @@ export function parseStunClient(output: string): Omit<ClassicVerdict, 'elapsedMs
   return { classic: known[1], line };
 }
 
-/** Runs a client to its end (whatever its exit code: stun exits with its verdict) and keeps its output. */
-async function runToEnd(lab: Lab, node: LabNode, command: readonly string[]): Promise<{ output: string; elapsedMs: number }> {
-  const started = Date.now();
-  const child = lab.spawn(node, command);
-  const timer = setTimeout(() => void child.stop(), CLIENT_TIMEOUT_MS);
-  const status = await child.exited;
-  clearTimeout(timer);
-  if (status.signal !== null) throw new Error(`${command.join(' ')} was killed (${status.signal}):\n${child.output()}`);
-  return { output: child.output(), elapsedMs: Date.now() - started };
+export interface Finished {
+  /** stdout and stderr */
+  output: string;
+  code: number | null;
+  elapsedMs: number;
 }
 
-function splitEndpoint(endpoint: string): [ip: string, port: string] {
-  const colon = endpoint.lastIndexOf(':');
-  return [endpoint.slice(0, colon), endpoint.slice(colon + 1)];
+/**
+ * Runs a client in node to its end, whatever its exit code (stun exits with its verdict); fails when it is
+ * still running after timeoutMs (then it is stopped) or was killed.
+ */
+export async function runToEnd(lab: Lab, node: LabNode, command: readonly string[], timeoutMs = CLIENT_TIMEOUT_MS): Promise<Finished> {
+  const started = Date.now();
+  const child = lab.spawn(node, command);
+  const timer = setTimeout(() => void child.stop(), timeoutMs);
+  const status = await child.exited;
+  clearTimeout(timer);
+  if (status.signal !== null) throw new Error(`${command.join(' ')} was killed (${status.signal}), ${timeoutMs} ms allowed:\n${child.output()}`);
+  return { output: child.output(), code: status.code, elapsedMs: Date.now() - started };
 }
