@@ -9,12 +9,14 @@ import { fileURLToPath } from 'node:url';
  * `common` imports nothing of the project, `config` no program and no `admin`, `admin` and `protocol`
  * no `config` or `cli` (and `protocol` no `admin`), `service` no `cli`; the agent and the rendezvous never
  * import each other (they meet in `protocol`), and `tunnel` (homeport connect, hole punching) neither.
+ * `nat` (STUN) imports only `common`: the rendezvous serves it, the agent and the CLI ask with it.
  */
 const FORBIDDEN: Record<string, string[]> = {
-  common: ['admin', 'agent', 'cli', 'config', 'demo', 'protocol', 'rendezvous', 'service', 'tls'],
-  config: ['admin', 'agent', 'cli', 'demo', 'rendezvous', 'service'],
-  admin: ['cli', 'config'],
-  protocol: ['admin', 'cli', 'config'],
+  common: ['admin', 'agent', 'cli', 'config', 'demo', 'nat', 'protocol', 'rendezvous', 'service', 'tls'],
+  config: ['admin', 'agent', 'cli', 'demo', 'nat', 'rendezvous', 'service'],
+  admin: ['cli', 'config', 'nat'],
+  protocol: ['admin', 'cli', 'config', 'nat'],
+  nat: ['admin', 'agent', 'cli', 'config', 'demo', 'protocol', 'rendezvous', 'service', 'tls', 'tunnel'],
   service: ['cli'],
   agent: ['cli', 'rendezvous'],
   rendezvous: ['agent', 'cli'],

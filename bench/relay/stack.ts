@@ -42,6 +42,8 @@ export function renderRendezvousToml(options: { runDir: string; pool: number }):
     'http = "127.0.0.1:0"',
     `stateDir = ${JSON.stringify(join(options.runDir, 'rendezvous-state'))}`,
     'heartbeat = "1s"',
+    '[stun]',
+    'listen = "127.0.0.1:0"',
     '[[agent]]',
     `name = "${AGENT_NAME}"`,
     `secret = "${SECRET}"`,

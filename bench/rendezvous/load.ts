@@ -115,6 +115,8 @@ control = "127.0.0.1:0"
 http = "127.0.0.1:0"
 stateDir = "./state"
 heartbeat = "${heartbeatMs / 1000}s"
+[stun]
+listen = "127.0.0.1:0"
 [tls]
 certDir = "./rv-certs"
 hostnames = ["127.0.0.1"]

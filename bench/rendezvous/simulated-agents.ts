@@ -121,7 +121,7 @@ class SimulatedAgent {
       return this.connection!.send({ type: 'auth', mac: authMac(secret, name, this.clientNonce, this.serverNonce, claims), ...claims }).ok;
     }
     if (message.type !== 'welcome' || !this.serverNonce) return this.reject(`unexpected ${message.type} during the handshake`);
-    const expected = welcomeMac(secret, name, this.serverNonce, this.clientNonce, message.observed, message.heartbeatMs);
+    const expected = welcomeMac(secret, name, this.serverNonce, this.clientNonce, message);
     if (!macEquals(expected, message.mac)) return this.reject('welcome MAC does not verify');
     if (message.observed.port !== this.spec.port) return this.reject(`observed port ${message.observed.port}, expected ${this.spec.port}`);
     this.sealed = new SealedChannelState(sessionKey(secret, this.clientNonce, this.serverNonce), 'agent');

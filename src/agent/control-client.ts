@@ -30,7 +30,8 @@ export interface ControlClientOptions {
 }
 
 interface ControlEvents {
-  registered: [observed: PublicAddress];
+  /** `stunPort`: where the rendezvous answers STUN (the address is the rendezvous's own); undefined when it does not. */
+  registered: [observed: PublicAddress, stunPort: number | undefined];
   observed: [observed: PublicAddress];
   probe: [result: Reachability];
   disconnected: [reason: string];
@@ -211,8 +212,8 @@ class Session {
 
   private onWelcome(welcome: WelcomeMessage): void {
     const { name, config } = this.options;
-    const expected = welcomeMac(config.secret, name, this.serverNonce, this.clientNonce, welcome.observed, welcome.heartbeatMs);
-    // a false welcome could hand the agent (and its DDNS hook) an attacker's address
+    const expected = welcomeMac(config.secret, name, this.serverNonce, this.clientNonce, welcome);
+    // a false welcome could hand the agent (and its DDNS hook) an attacker's address, or its NAT checks a false STUN server
     if (!macEquals(expected, welcome.mac)) return this.end('the rendezvous could not prove it knows the secret');
     this.sealed = new SealedChannelState(sessionKey(config.secret, this.clientNonce, this.serverNonce), 'agent');
     const interval = Math.min(config.heartbeatMs, welcome.heartbeatMs);
@@ -220,6 +221,6 @@ class Session {
     this.armDeadline();
     this.heartbeat = setInterval(() => this.connection.send(this.sealed!.seal({ type: 'ping' })), interval);
     this.ready = true;
-    this.owner.emit('registered', welcome.observed);
+    this.owner.emit('registered', welcome.observed, welcome.stunPort);
   }
 }

@@ -6,6 +6,7 @@ import { runAddressHook } from './address-hook.js';
 import { watchAddress } from './address-watch.js';
 import { ControlClient, type ControlClientOptions } from './control-client.js';
 import type { PortHolder } from './lan-listener.js';
+import { NatWatch } from './nat-watch.js';
 import { PublicAddressTracker } from './public-address.js';
 import { PunchedPort } from './punch.js';
 import { createPunchResponder } from './punch-responder.js';
@@ -19,7 +20,7 @@ export interface RendezvousLink extends PortHolder {
   readonly tracker: PublicAddressTracker;
   readonly connected: boolean;
   /** Status fields this link knows. */
-  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'path' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges'>;
+  status(): Pick<AgentStatus, 'rendezvous' | 'connected' | 'publicAddress' | 'since' | 'reachable' | 'reachableReason' | 'checkedAt' | 'path' | 'lastHeartbeat' | 'registeredAt' | 'addressChanges' | 'nat'>;
   reregister(reason: string): void;
   /** The rendezvous's address as the current control connection reached it: its reachability checks come from there. */
   rendezvousAddress(): string | undefined;
@@ -63,11 +64,14 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
   control.on('punch', createPunchResponder({ ...side, allows, onPunched: onOtherPath, logger: log }));
 
   let registeredAt: Date | undefined;
-  control.on('registered', (observed) => {
+  const nat = new NatWatch({ logger: log, onResult: () => onStatusChange(true) });
+  control.on('registered', (observed, stunPort) => {
     registeredAt = new Date();
-    log.info({ public: formatAddress(observed), localPort: port.port }, 'registered with the rendezvous');
+    log.info({ public: formatAddress(observed), localPort: port.port, stunPort }, 'registered with the rendezvous');
     tracker.observe(observed);
     onStatusChange(true);
+    const rendezvousIp = control.rendezvousAddress;
+    if (stunPort !== undefined && rendezvousIp !== undefined) nat.checkOnce({ ip: rendezvousIp, port: stunPort });
   });
   control.on('observed', (observed) => {
     tracker.observe(observed);
@@ -122,6 +126,7 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
         : {}),
       ...(tracker.lastHeartbeat ? { lastHeartbeat: tracker.lastHeartbeat.toISOString() } : {}),
       ...(registeredAt ? { registeredAt: registeredAt.toISOString() } : {}),
+      ...(nat.status() ? { nat: nat.status() } : {}),
       addressChanges: tracker.changes,
     }),
     reregister: (reason) => control.reregister(reason),

@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
 import { formatAddress, type PublicAddress } from '../common/address.js';
 import type { PathName } from '../protocol/messages.js';
+import type { NatStatus } from './nat-watch.js';
 
 /** What `homeport status` shows; the agent keeps it in stateDir/status.json. */
 export interface AgentStatus {
@@ -22,6 +23,8 @@ export interface AgentStatus {
   /** ISO time of the last successful registration with the rendezvous. */
   registeredAt?: string;
   addressChanges: number;
+  /** `homeport nat-check` against the rendezvous, run once after the agent started. */
+  nat?: NatStatus;
   updatedAt: string;
   pid: number;
 }
@@ -43,12 +46,21 @@ export function formatStatus(status: AgentStatus, now: Date): string {
     ['public address', status.publicAddress ? `${formatAddress(status.publicAddress)} since ${status.since} (${ago(status.since)})` : 'unknown'],
     ['reachable', reach],
     ['path', describePath(status)],
+    ['NAT', status.rendezvous ? describeNat(status.nat) : 'not checked without a rendezvous (run homeport nat-check)'],
     ['last heartbeat', ago(status.lastHeartbeat)],
     ['address changes', String(status.addressChanges)],
     ['updated', `${status.updatedAt} (pid ${status.pid})`],
   ];
   const width = Math.max(...lines.map(([key]) => key!.length));
-  return lines.map(([key, value]) => `${key!.padEnd(width)}  ${value}`).join('\n');
+  // a value of several lines continues under its first line
+  return lines.map(([key, value]) => `${key!.padEnd(width)}  ${value!.replaceAll('\n', `\n${' '.repeat(width + 2)}`)}`).join('\n');
+}
+
+/** The NAT check's verdict and what it means, in words. */
+export function describeNat(nat: NatStatus | undefined): string {
+  if (nat === undefined) return 'not checked yet (the agent asks its rendezvous\'s STUN server once after it starts)';
+  const behaviour = nat.nat === false ? ' (no NAT)' : nat.classic === 'cannot tell' ? '' : ` (mapping ${nat.mapping}, filtering ${nat.filtering})`;
+  return [`${nat.classic}${behaviour}, checked ${nat.checkedAt} against ${nat.server}`, ...nat.advice.map((line) => `  ${line}`)].join('\n');
 }
 
 /** The path users take, and why, in words. */

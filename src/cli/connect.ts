@@ -1,5 +1,5 @@
 import { AGENT_NAME_PATTERN } from '../protocol/messages.js';
-import { parseHostPort, parseServerAddress } from '../config/address.js';
+import { parseHostPort, parseServerAddress, withDefaultPort } from '../config/address.js';
 import { startConnect } from '../tunnel/connect.js';
 import { type Command, EXIT, parseFlags, UsageError } from './command.js';
 
@@ -37,8 +37,7 @@ Runs until Ctrl-C. Exit codes: 0 stopped, 1 failure, 2 usage error.`,
     if (agent === undefined || extra.length > 0) throw new UsageError('name one agent: homeport connect <agent> --rendezvous <host[:port]>');
     if (!AGENT_NAME_PATTERN.test(agent)) throw new UsageError(`"${agent}" is not an agent name (lower-case letters, digits and dashes)`);
     if (!values.rendezvous) throw new UsageError('--rendezvous <host[:port]> is required');
-    const text = /:\d+$/.test(values.rendezvous) ? values.rendezvous : `${values.rendezvous.includes(':') ? `[${values.rendezvous}]` : values.rendezvous}:${DEFAULT_CONTROL_PORT}`;
-    const rendezvous = parseServerAddress(text);
+    const rendezvous = parseServerAddress(withDefaultPort(values.rendezvous, DEFAULT_CONTROL_PORT));
     if (!rendezvous.ok) throw new UsageError(`--rendezvous ${rendezvous.error}`);
     const listen = parseHostPort(values.listen ?? DEFAULT_LISTEN);
     if (!listen.ok) throw new UsageError(`--listen ${listen.error}`);

@@ -6,6 +6,7 @@ import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
 import { installServiceCommand, serviceStatusCommand, uninstallServiceCommand } from './install-service.js';
 import { keygenCommand, keysCommand } from './keys.js';
+import { natCheckCommand } from './nat-check.js';
 import { rendezvousCommand } from './rendezvous.js';
 import { reregisterCommand } from './reregister.js';
 import { statusCommand } from './status.js';
@@ -13,7 +14,7 @@ import { versionCommand } from './version.js';
 import { allowMeCommand, whitelistCommand } from './whitelist.js';
 
 const COMMANDS: Command[] = [
-  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand, connectCommand,
+  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand, connectCommand, natCheckCommand,
   installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
   demoCommand, versionCommand,
 ];

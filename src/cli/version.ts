@@ -1,10 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../common/package-version.js';
 import { type Command, EXIT, parseFlags } from './command.js';
-
-export function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return manifest.version;
-}
 
 export const versionCommand: Command = {
   name: 'version',

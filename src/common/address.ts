@@ -12,6 +12,11 @@ export interface PublicAddress {
   port: number;
 }
 
+/** "0.0.0.0" or "::": a listener on every address of the host, which names none of them. */
+export function isUnspecifiedIp(ip: string): boolean {
+  return ip === '0.0.0.0' || ip === '::';
+}
+
 /** A host as it stands in a URL or a log line: IPv6 in brackets. */
 export function urlHost(host: string): string {
   return isIP(host) === 6 ? `[${host}]` : host;

@@ -1,16 +1,29 @@
+import type { Socket as DatagramSocket } from 'node:dgram';
 import type { Server } from 'node:net';
 import { formatHostPort, type ListenAddress } from './address.js';
 
 /** Binds `server` to `address` and returns the port bound; the error names the config key and the fix. */
 export function listenOn(server: Server, address: ListenAddress, key: string): Promise<number> {
+  // ipv6Only stays false: "[::]" also takes IPv4 peers, which normalizeIp turns back into plain IPv4
+  return bindExplained(server, address, key, (done) => server.listen({ host: address.host, port: address.port }, done), () => {
+    const bound = server.address();
+    return typeof bound === 'object' && bound !== null ? bound.port : address.port;
+  });
+}
+
+/** Binds a UDP socket to `address` and returns the port bound; the error names the config key and the fix, as listenOn's. */
+export function bindDatagram(socket: DatagramSocket, address: ListenAddress, key: string): Promise<number> {
+  return bindExplained(socket, address, key, (done) => socket.bind({ address: address.host, port: address.port }, done), () => socket.address().port);
+}
+
+/** Runs `bind`, turning the target's bind error into bindFailureText's line. */
+function bindExplained(target: Server | DatagramSocket, address: ListenAddress, key: string, bind: (done: () => void) => void, boundPort: () => number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException): void => reject(new Error(bindFailureText(error, key, address)));
-    server.once('error', onError);
-    // ipv6Only stays false: "[::]" also takes IPv4 peers, which normalizeIp turns back into plain IPv4
-    server.listen({ host: address.host, port: address.port }, () => {
-      server.off('error', onError);
-      const bound = server.address();
-      resolve(typeof bound === 'object' && bound !== null ? bound.port : address.port);
+    target.once('error', onError);
+    bind(() => {
+      target.off('error', onError);
+      resolve(boundPort());
     });
   });
 }

@@ -33,6 +33,12 @@ export function isHostnameOrIp(text: string): boolean {
   return isIP(text) !== 0 || HOSTNAME.test(text);
 }
 
+/** A server address as typed on a command line, port optional: "rv.example.com" → "rv.example.com:7000", "2001:db8::1" → "[2001:db8::1]:7000". */
+export function withDefaultPort(text: string, port: number): string {
+  if (isIP(text) === 6) return `[${text}]:${port}`;
+  return /:\d+$/.test(text) ? text : `${text}:${port}`;
+}
+
 /** Parses "203.0.113.10:7000", "rv.example.com:7000" or "[2001:db8::1]:7000" (a server to connect to). */
 export function parseServerAddress(text: string): Result<ServerAddress> {
   const hint = 'write "203.0.113.10:7000" or "rendezvous.example.com:7000"';

@@ -48,6 +48,17 @@ export interface RendezvousSettings {
   publicHost?: string;
 }
 
+/** The [stun] section: where the rendezvous answers STUN Binding requests (UDP and TCP on each address). */
+export interface StunSettings {
+  /** A1:P1. */
+  listen: ListenAddress;
+  /**
+   * A2:P2, the server's second address: with it the server answers CHANGE-REQUEST and names this address in
+   * OTHER-ADDRESS (RFC 5780). `listen` then has a specific host of the same family and a port other than 0.
+   */
+  alternate?: ListenAddress;
+}
+
 /** The optional [admin] section: limits of the admin API at `/api/agents/<name>/...`. */
 export interface RendezvousAdminSettings {
   /** Lifetime of an `allow-me` entry, and of an entry added without a ttl. */
@@ -63,6 +74,8 @@ export interface RendezvousConfig {
   admin: RendezvousAdminSettings;
   tls: TlsConfig;
   agents: RendezvousAgentEntry[];
+  /** Absent when `[stun] listen = "off"`. */
+  stun?: StunSettings;
   log: { level: string };
 }
 
@@ -73,6 +86,9 @@ export const RENDEZVOUS_DEFAULTS = {
   probeIntervalMs: 30_000,
   probeTimeoutMs: 5_000,
 } as const;
+
+/** 3478 is STUN's registered port, for UDP and TCP alike. */
+export const STUN_DEFAULT_LISTEN = '0.0.0.0:3478';
 
 export const RELAY_DEFAULTS = {
   maxConnections: 64,

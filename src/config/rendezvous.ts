@@ -3,12 +3,13 @@ import { parseCidr } from '../common/cidr.js';
 import { AGENT_NAME_PATTERN, MIN_SECRET_CHARS } from '../protocol/messages.js';
 import { parseByteRate } from '../common/byte-rate.js';
 import { isHostnameOrIp, parseHostPort } from './address.js';
-import type { ListenAddress } from '../common/address.js';
+import { isUnspecifiedIp, type ListenAddress } from '../common/address.js';
 import { checkSecret, LOG_LEVELS, parseTomlTable, readAdminTtls, readConfigText, readHeartbeat, readTls } from './shared.js';
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
+import { readStun } from './rendezvous-stun.js';
 import {
-  AGENT_MODES, MAX_RELAY_POOL, RELAY_DEFAULTS, RENDEZVOUS_DEFAULTS, type RelaySettings, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
+  AGENT_MODES, MAX_RELAY_POOL, RELAY_DEFAULTS, RENDEZVOUS_DEFAULTS, type RelaySettings, type StunSettings, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
 } from './rendezvous-types.js';
 
 /** Reads, parses and validates a rendezvous config file; throws ConfigError listing every problem. */
@@ -24,19 +25,20 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
   const problems = new Problems(file);
   const root = new TableReader(parseTomlTable(text, file), '', problems);
   const baseDir = dirname(resolve(file));
-  root.rejectUnknown(['rendezvous', 'tls', 'agent', 'admin', 'log']);
+  root.rejectUnknown(['rendezvous', 'tls', 'agent', 'admin', 'stun', 'log']);
 
   const settings = readSettings(root.child('rendezvous'), baseDir);
   const tls = readTls(root.child('tls'), baseDir, settings.stateDir);
   const agents = readAgents(root.children('agent'), env, problems);
-  checkRelayPorts(agents, settings, problems);
+  const stun = readStun(root.child('stun'));
+  checkPortClashes(agents, settings, stun, problems);
   const admin = readAdmin(root.child('admin'));
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
   const level = logTable.oneOf('level', LOG_LEVELS, 'info');
 
   problems.throwIfAny();
-  return { file, rendezvous: settings, tls: tls!, agents, admin, log: { level: level! } };
+  return { file, rendezvous: settings, tls: tls!, agents, admin, ...(stun ? { stun } : {}), log: { level: level! } };
 }
 
 function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
@@ -107,18 +109,22 @@ function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Pro
 
 /** Two listeners that would fight over one port (port 0 never does: each gets its own). */
 function sameListener(a: ListenAddress, b: ListenAddress): boolean {
-  const wildcard = (host: string): boolean => host === '0.0.0.0' || host === '::';
-  return a.port !== 0 && a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host));
+  return a.port !== 0 && a.port === b.port && (a.host === b.host || isUnspecifiedIp(a.host) || isUnspecifiedIp(b.host));
 }
 
-/** Every relay port apart from the control and http ports and from the other agents' relays. */
-function checkRelayPorts(agents: readonly RendezvousAgentEntry[], settings: RendezvousSettings, problems: Problems): void {
-  const taken: { key: string; listen: ListenAddress }[] = [{ key: 'rendezvous.control', listen: settings.control }, { key: 'rendezvous.http', listen: settings.http }];
-  agents.forEach((agent, index) => {
-    if (!agent.relay) return;
-    const clash = taken.find((other) => sameListener(other.listen, agent.relay!.listen));
-    if (clash) problems.add(`agent[${index}].relay`, `uses the same port as ${clash.key}; give each listener its own port`);
-    taken.push({ key: `agent[${index}].relay`, listen: agent.relay.listen });
+/** Every TCP listener on a port of its own: the STUN listeners and each relay apart from everything before them. */
+function checkPortClashes(agents: readonly RendezvousAgentEntry[], settings: RendezvousSettings, stun: StunSettings | undefined, problems: Problems): void {
+  const listeners: { key: string; listen: ListenAddress }[] = [
+    { key: 'rendezvous.control', listen: settings.control },
+    { key: 'rendezvous.http', listen: settings.http },
+    ...(stun ? [{ key: 'stun.listen', listen: stun.listen }] : []),
+    ...(stun?.alternate ? [{ key: 'stun.alternate', listen: stun.alternate }] : []),
+    ...agents.flatMap((agent, index) => (agent.relay ? [{ key: `agent[${index}].relay`, listen: agent.relay.listen }] : [])),
+  ];
+  listeners.forEach(({ key, listen }, index) => {
+    if (index < 2) return; // control against http: readSettings says it in its own words
+    const clash = listeners.slice(0, index).find((other) => sameListener(other.listen, listen));
+    if (clash) problems.add(key, `uses the same port as ${clash.key}; give each listener its own port`);
   });
 }
 

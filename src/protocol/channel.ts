@@ -30,7 +30,7 @@ import { parseMessage, type Message } from './messages.js';
  *     const claims = { fingerprint, listenPort, publicHost };  // publicHost may be undefined
  *     conn.send({ type: 'auth', mac: authMac(secret, name, clientNonce, serverNonce, claims), ...claims });
  *   } else if (message.type === 'welcome' && serverNonce !== undefined &&
- *       macEquals(message.mac, welcomeMac(secret, name, serverNonce, clientNonce, message.observed, message.heartbeatMs))) {
+ *       macEquals(message.mac, welcomeMac(secret, name, serverNonce, clientNonce, message))) {
  *     sealed = new SealedChannelState(sessionKey(secret, clientNonce, serverNonce), 'agent');
  *     // message.observed is now trustworthy; every heartbeatMs: conn.send(sealed.seal({ type: 'ping' }))
  *   } else {
@@ -56,8 +56,8 @@ import { parseMessage, type Message } from './messages.js';
  *     conn.send({ type: 'challenge', nonce: serverNonce });
  *   } else if (message.type === 'auth' && hello && secret !== undefined &&
  *       macEquals(message.mac, authMac(secret, hello.agent, hello.nonce, serverNonce, message))) {
- *     const mac = welcomeMac(secret, hello.agent, serverNonce, hello.nonce, observed, heartbeatMs);
- *     conn.send({ type: 'welcome', mac, observed, heartbeatMs, seq: 0 });
+ *     const claims = { observed, heartbeatMs, stunPort };    // stunPort undefined when STUN is off
+ *     conn.send({ type: 'welcome', mac: welcomeMac(secret, hello.agent, serverNonce, hello.nonce, claims), ...claims, seq: 0 });
  *     sealed = new SealedChannelState(sessionKey(secret, hello.nonce, serverNonce), 'server');
  *   } else {
  *     conn.send({ type: 'error', message: 'authentication failed' });  // same words for unknown agent

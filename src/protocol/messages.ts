@@ -24,8 +24,9 @@ import { err, ok, type Result } from '../common/result.js';
  * 1. `auth.mac` covers `fingerprint`, `listenPort` and `publicHost` besides the name and nonces (see
  *    `authMac`); otherwise anyone on the path could swap in their own certificate fingerprint or rewrite
  *    `publicHost`, making the rendezvous redirect users to a host of their choice.
- * 2. `welcome.mac` covers `heartbeatMs` too (see `welcomeMac`): unauthenticated, a rewritten interval
- *    could make the agent ping too rarely (declared dead, NAT mapping lost) or flood.
+ * 2. `welcome.mac` covers `heartbeatMs` and `stunPort` too (see `welcomeMac`): unauthenticated, a rewritten
+ *    interval could make the agent ping too rarely (declared dead, NAT mapping lost) or flood, and a
+ *    rewritten STUN port could point the agent's NAT checks at someone else's server.
  * 3. Unknown fields are rejected, at every level. A sealed message is verified over the canonical JSON of
  *    the parsed message, so a field the parser dropped would otherwise ride along unauthenticated.
  * 4. A sealed message is accepted only if its type is one the peer's role sends (see session.ts), on top
@@ -108,6 +109,8 @@ export interface WelcomeMessage {
   mac: string;
   observed: ObservedAddress;
   heartbeatMs: number;
+  /** The port the rendezvous answers STUN on (UDP and TCP, at the address the agent connected to); absent when STUN is off. */
+  stunPort?: number;
   seq: 0;
 }
 
@@ -420,7 +423,7 @@ const SCHEMAS: Record<MessageType, Schema> = {
   hello: { required: { version, agent: agentName, nonce } },
   challenge: { required: { nonce } },
   auth: { required: { mac, fingerprint, listenPort: port }, optional: { publicHost: hostname } },
-  welcome: { required: { mac, observed, heartbeatMs: integer(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS), seq: exactly(0) } },
+  welcome: { required: { mac, observed, heartbeatMs: integer(MIN_HEARTBEAT_MS, MAX_HEARTBEAT_MS), seq: exactly(0) }, optional: { stunPort: port } },
   ping: { required: { seq, mac } },
   pong: { required: { seq, mac, observed } },
   probe: { required: { seq, mac, reachable: boolean, checkedAt: isoTime }, optional: { reason: text(MAX_TEXT_CHARS), path: pathName } },

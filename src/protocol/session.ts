@@ -6,12 +6,12 @@ import {
   type ErrorMessage,
   type Message,
   type MessageType,
-  type ObservedAddress,
   type OpenWorkMessage,
   type PingMessage,
   type PongMessage,
   type ProbeMessage,
   type PunchMessage,
+  type WelcomeMessage,
 } from './messages.js';
 
 /**
@@ -34,6 +34,9 @@ export interface AuthClaims {
   listenPort: number;
   publicHost?: string;
 }
+
+/** What the server tells in `welcome`; covered by `welcome.mac` so nobody on the path can change it. */
+export type WelcomeClaims = Pick<WelcomeMessage, 'observed' | 'heartbeatMs' | 'stunPort'>;
 
 /** The message kinds that are sealed after `welcome`, each with the `seq` and `mac` the seal adds. */
 export type SealedMessage =
@@ -61,16 +64,10 @@ export function authMac(secret: Secret, agent: string, clientNonce: string, serv
   return hmacHex(secret, lines.join('\n'));
 }
 
-/** The server's proof of the secret, bound to both nonces, the observed address and the heartbeat. */
-export function welcomeMac(
-  secret: Secret,
-  agent: string,
-  serverNonce: string,
-  clientNonce: string,
-  observed: ObservedAddress,
-  heartbeatMs: number,
-): string {
-  const lines = ['homeport/1 welcome', agent, serverNonce, clientNonce, observed.ip, String(observed.port), String(heartbeatMs)];
+/** The server's proof of the secret, bound to both nonces, the observed address, the heartbeat and the STUN port. */
+export function welcomeMac(secret: Secret, agent: string, serverNonce: string, clientNonce: string, welcome: WelcomeClaims): string {
+  const { observed, heartbeatMs, stunPort } = welcome;
+  const lines = ['homeport/1 welcome', agent, serverNonce, clientNonce, observed.ip, String(observed.port), String(heartbeatMs), stunPort === undefined ? '' : String(stunPort)];
   return hmacHex(secret, lines.join('\n'));
 }
 

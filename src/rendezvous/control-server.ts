@@ -39,6 +39,8 @@ export interface ControlServerOptions {
   limits?: Partial<ControlLimits>;
   /** How long a forwarded admin request waits for the agent (default DEFAULT_ADMIN_TIMEOUT_MS). */
   adminTimeoutMs?: number;
+  /** The STUN port told in `welcome`, once bound (it is bound before the control port); none when STUN is off. */
+  stunPort?: () => number | undefined;
 }
 
 export interface ControlServerEvents {
@@ -80,6 +82,9 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
     this.host = {
       secretOf: (agent) => this.secrets.get(agent),
       heartbeatMs: options.heartbeatMs,
+      get stunPort() {
+        return options.stunPort?.();
+      },
       handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
       adminTimeoutMs: options.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS,
       authenticated: (session) => this.authenticated(session),

@@ -12,6 +12,8 @@ import { PendingAdminRequests, type AdminReply } from './remote-admin.js';
 export interface SessionHost {
   secretOf(agent: string): string | undefined;
   heartbeatMs: number;
+  /** The port the rendezvous answers STUN on, told in `welcome`; undefined when STUN is off. */
+  readonly stunPort: number | undefined;
   handshakeTimeoutMs: number;
   /** How long an admin request waits for the agent's answer. */
   adminTimeoutMs: number;
@@ -183,9 +185,9 @@ export class ControlSession {
     if (!macEquals(auth.mac, authMac(secret, hello.agent, hello.nonce, serverNonce, auth))) {
       return this.refuse(`bad auth MAC for agent "${hello.agent}" (wrong secret?)`);
     }
-    const { heartbeatMs } = this.host;
-    const mac = welcomeMac(secret, hello.agent, serverNonce, hello.nonce, this.observed, heartbeatMs);
-    this.connection.send({ type: 'welcome', mac, observed: this.observed, heartbeatMs, seq: 0 });
+    const { heartbeatMs, stunPort } = this.host;
+    const claims = { observed: this.observed, heartbeatMs, ...(stunPort !== undefined ? { stunPort } : {}) };
+    this.connection.send({ type: 'welcome', mac: welcomeMac(secret, hello.agent, serverNonce, hello.nonce, claims), ...claims, seq: 0 });
     this.sealed = new SealedChannelState(sessionKey(secret, hello.nonce, serverNonce), 'server');
     const { fingerprint, listenPort, publicHost } = auth;
     this.registered = { agent: hello.agent, claims: { fingerprint, listenPort, ...(publicHost !== undefined ? { publicHost } : {}) } };

@@ -20,6 +20,8 @@ import { createWebServer } from './web.js';
 import { ConnectService } from './connect-service.js';
 import { choosePath, type PathChoice, type RelayRoute } from './path.js';
 import { RelayHub } from './relay.js';
+import { StunServer, type StunPorts } from '../nat/stun-server.js';
+import { packageVersion } from '../common/package-version.js';
 
 export interface RunningRendezvous {
   /** Ports actually bound (they differ from the config when it asked for port 0). */
@@ -27,6 +29,8 @@ export interface RunningRendezvous {
   readonly httpPort: number;
   /** Agent → relay port bound, for the agents that have a relay. */
   readonly relayPorts: ReadonlyMap<string, number>;
+  /** The port STUN is answered on (UDP and TCP); undefined when [stun] is off. */
+  readonly stunPort: number | undefined;
   readonly registry: Registry;
   readonly certificates: CertificateSource;
   /** SIGHUP: re-read the certificate files. */
@@ -45,14 +49,17 @@ export interface RendezvousOptions {
   workWaitMs?: number;
 }
 
-/** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users. */
+/** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users, STUN. */
 export async function startRendezvous(config: RendezvousConfig, logger: Logger, options: RendezvousOptions = {}): Promise<RunningRendezvous> {
   const settings = config.rendezvous;
   const { registry, keys, certificates } = await openState(config, logger, options);
+  const stun = createStunServer(config, logger);
+  let stunPorts: StunPorts | undefined; // bound before the control port, so every welcome can tell it
   const control = new ControlServer({
     agents: config.agents,
     registry,
     heartbeatMs: settings.heartbeatMs,
+    stunPort: () => stunPorts?.port,
     logger,
     ...(options.controlLimits ? { limits: options.controlLimits } : {}),
     ...(options.adminTimeoutMs !== undefined ? { adminTimeoutMs: options.adminTimeoutMs } : {}),
@@ -83,12 +90,13 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
 
   const close = async (): Promise<void> => {
     prober.close();
-    await Promise.all([control.close(), closeWeb(web), relays.close()]);
+    await Promise.all([control.close(), closeWeb(web), relays.close(), stun?.close()]);
     certificates.close();
     await registry.close();
   };
   let ports: { controlPort: number; httpPort: number; relayPorts: Map<string, number> };
   try {
+    stunPorts = await stun?.start();
     ports = { controlPort: await control.listen(settings.control), httpPort: await listenOn(web, settings.http, 'rendezvous.http'), relayPorts: await relays.listen() };
   } catch (error) {
     await close();
@@ -101,9 +109,28 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     controlPort,
     httpPort,
     ...(relayPorts.size > 0 ? { relays: Object.fromEntries(relayPorts) } : {}),
+    ...stunLogFields(config, stunPorts),
     agents: config.agents.length,
   }, 'rendezvous listening');
-  return { controlPort, httpPort, relayPorts, registry, certificates, reload: () => certificates.reload(), close };
+  return { controlPort, httpPort, relayPorts, stunPort: stunPorts?.port, registry, certificates, reload: () => certificates.reload(), close };
+}
+
+/** The STUN server of [stun], not yet bound; undefined when it is off. */
+function createStunServer(config: RendezvousConfig, logger: Logger): StunServer | undefined {
+  if (!config.stun) return undefined;
+  const { listen, alternate } = config.stun;
+  return new StunServer({ listen, ...(alternate ? { alternate } : {}), software: `homeport ${packageVersion()}`, logger });
+}
+
+/** Where STUN listens, for the "rendezvous listening" line: "stun off" says why a NAT check finds nothing. */
+function stunLogFields(config: RendezvousConfig, ports: StunPorts | undefined): Record<string, string | number> {
+  if (!config.stun || !ports) return { stun: 'off' };
+  const { listen, alternate } = config.stun;
+  return {
+    stun: formatHostPort({ host: listen.host, port: ports.port }),
+    stunPort: ports.port,
+    ...(alternate ? { stunAlternate: formatHostPort(alternate) } : {}),
+  };
 }
 
 /** The registry, the admin keys and the certificates: a key file or certificate it cannot trust stops the start (fail closed). */

@@ -35,8 +35,11 @@ interface Rendezvous {
   connections: number;
 }
 
-/** A rendezvous that runs the handshake; `welcomeSecret` is the secret it proves (a wrong one = an impostor). */
-async function startRendezvous(welcomeSecret = SECRET): Promise<Rendezvous> {
+/**
+ * A rendezvous that runs the handshake; `welcomeSecret` is the secret it proves (a wrong one = an impostor),
+ * `stunPort` the port its welcome tells and `macStunPort` the one the MAC covers (another: rewritten on the path).
+ */
+async function startRendezvous(welcomeSecret = SECRET, stunPort?: number, macStunPort = stunPort): Promise<Rendezvous> {
   const state: Rendezvous = {
     server: createServer(), hellos: [], auths: [], received: [], connections: 0,
     order: () => assert.fail('no session'), drop: () => assert.fail('no session'),
@@ -56,8 +59,8 @@ async function startRendezvous(welcomeSecret = SECRET): Promise<Rendezvous> {
       } else if (message.type === 'auth' && hello) {
         const claims = { fingerprint: message.fingerprint, listenPort: message.listenPort };
         state.auths.push({ message, macValid: macEquals(message.mac, authMac(SECRET, hello.agent, hello.nonce, serverNonce, claims)) });
-        const mac = welcomeMac(welcomeSecret, hello.agent, serverNonce, hello.nonce, OBSERVED, 1000);
-        connection.send({ type: 'welcome', mac, observed: OBSERVED, heartbeatMs: 1000, seq: 0 });
+        const mac = welcomeMac(welcomeSecret, hello.agent, serverNonce, hello.nonce, { observed: OBSERVED, heartbeatMs: 1000, stunPort: macStunPort });
+        connection.send({ type: 'welcome', mac, observed: OBSERVED, heartbeatMs: 1000, ...(stunPort !== undefined ? { stunPort } : {}), seq: 0 });
         sealed = new SealedChannelState(sessionKey(SECRET, hello.nonce, serverNonce), 'server');
         state.order = (order) => assert.deepEqual(connection.send(sealed!.seal({ type: 'admin', ...order })), { ok: true, value: undefined });
       } else if (sealed) {
@@ -107,7 +110,7 @@ test('registers: hello with this build\'s protocol version and name, auth provin
   const client = startClient(rendezvous);
   const registered = once(client, 'registered');
   await client.start();
-  assert.deepEqual(await registered, [OBSERVED]);
+  assert.deepEqual(await registered, [OBSERVED, undefined], 'no STUN port: the rendezvous has STUN off');
   assert.equal(client.connected, true);
   assert.equal(client.rendezvousAddress, '127.0.0.1');
   assert.equal(rendezvous.hellos[0]!.version, PROTOCOL_VERSION);
@@ -115,17 +118,33 @@ test('registers: hello with this build\'s protocol version and name, auth provin
   assert.deepEqual(rendezvous.auths.map(({ message, macValid }) => [message.fingerprint, message.listenPort, macValid]), [[FINGERPRINT, 40000, true]]);
 });
 
-test('a rendezvous that cannot prove the secret in welcome is not believed: no registration, the connection ends and is retried', async () => {
-  const impostor = await startRendezvous('not-the-secret-at-all-0123456789');
-  const client = startClient(impostor);
+/** A client of `rendezvous` once it has refused the welcome, never having registered. */
+async function refusingWelcome(rendezvous: Rendezvous): Promise<ControlClient> {
+  const client = startClient(rendezvous);
   let registered = false;
   client.on('registered', () => { registered = true; });
   const disconnected = once(client, 'disconnected');
   await client.start();
   assert.deepEqual(await disconnected, ['the rendezvous could not prove it knows the secret']);
   assert.equal(registered, false);
+  return client;
+}
+
+test('a rendezvous that cannot prove the secret in welcome is not believed: no registration, the connection ends and is retried', async () => {
+  const impostor = await startRendezvous('not-the-secret-at-all-0123456789');
+  const client = await refusingWelcome(impostor);
   assert.equal(client.connected, false);
   await waitFor('a second attempt (after the backoff)', () => impostor.connections >= 2, 5_000);
+});
+
+test('the STUN port in welcome is believed only under the welcome MAC', async () => {
+  const rendezvous = await startRendezvous(SECRET, 3478);
+  const client = startClient(rendezvous);
+  const registered = once(client, 'registered');
+  await client.start();
+  assert.deepEqual(await registered, [OBSERVED, 3478]);
+
+  await refusingWelcome(await startRendezvous(SECRET, 3479, 3478));
 });
 
 test('an admin order is carried out and answered, sealed, with the order\'s id', async () => {

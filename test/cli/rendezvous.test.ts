@@ -28,11 +28,13 @@ function fetchHealth(port: number): Promise<string> {
   });
 }
 
-test('homeport rendezvous logs one JSON "listening" line with both ports, serves, reloads on SIGHUP, stops on SIGTERM', { timeout: 30_000 }, async () => {
+test('homeport rendezvous logs one JSON "listening" line with its ports, serves, reloads on SIGHUP, stops on SIGTERM', { timeout: 30_000 }, async () => {
   const file = await configFile(`
 [rendezvous]
 control = "127.0.0.1:0"
 http = "127.0.0.1:0"
+[stun]
+listen = "127.0.0.1:0"
 [[agent]]
 name = "home"
 secret = "home-secret-0123456789"
@@ -42,6 +44,7 @@ secret = "home-secret-0123456789"
     const listening = JSON.parse(match[0]) as Record<string, unknown>;
     assert.equal(listening.control, `127.0.0.1:${listening.controlPort}`);
     assert.equal(listening.http, `127.0.0.1:${listening.httpPort}`);
+    assert.equal(listening.stun, `127.0.0.1:${listening.stunPort}`);
     assert.equal(await fetchHealth(listening.httpPort as number), '200 ok\n');
     child.kill('SIGHUP');
     await waitFor('the reload line', () => /SIGHUP: reloading/.test(output()));

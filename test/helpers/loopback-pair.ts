@@ -57,6 +57,8 @@ control = "127.0.0.1:${ports.control}"
 http = "127.0.0.1:${ports.http}"
 stateDir = "./rv"
 heartbeat = "1s"
+[stun]
+listen = "127.0.0.1:0"
 [[agent]]
 name = "home"
 secret = "${LOOPBACK_SECRET}"

@@ -53,7 +53,7 @@ export interface LabConfigOptions {
 
 export async function writeLabConfigs(lab: Lab, mediaPort: number, options: LabConfigOptions = {}): Promise<LabSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'hp-lab-'));
-  const { rendezvous } = lab.addresses;
+  const { rendezvous, rendezvousAlt } = lab.addresses;
   const heartbeat = options.heartbeat ?? '1s';
   const rendezvousConfig = join(dir, 'rendezvous.toml');
   await writeFile(rendezvousConfig, `
@@ -64,6 +64,9 @@ stateDir = "./rv-state"
 heartbeat = "${heartbeat}"
 probeInterval = "2s"
 probeTimeout = "2s"
+[stun]
+listen = "${rendezvous}:3478"
+alternate = "${rendezvousAlt}"
 [tls]
 certDir = "./rv-certs"
 hostnames = ["${rendezvous}"]

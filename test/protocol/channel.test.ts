@@ -91,10 +91,10 @@ test('messages flow both ways through a full handshake and sealed heartbeats', a
   const auth = await nextMessage(server);
   assert.ok(auth.type === 'auth');
   assert.ok(macEquals(auth.mac, authMac(secret, hello.agent, hello.nonce, serverNonce, auth)), 'server verifies the agent');
-  server.send({ type: 'welcome', mac: welcomeMac(secret, 'home', serverNonce, hello.nonce, observed, 5000), observed, heartbeatMs: 5000, seq: 0 });
+  server.send({ type: 'welcome', mac: welcomeMac(secret, 'home', serverNonce, hello.nonce, { observed, heartbeatMs: 5000 }), observed, heartbeatMs: 5000, seq: 0 });
   const welcome = await nextMessage(agent);
   assert.ok(welcome.type === 'welcome');
-  assert.ok(macEquals(welcome.mac, welcomeMac(secret, 'home', challenge.nonce, clientNonce, welcome.observed, welcome.heartbeatMs)));
+  assert.ok(macEquals(welcome.mac, welcomeMac(secret, 'home', challenge.nonce, clientNonce, welcome)));
   assert.deepEqual(welcome.observed, observed);
 
   const agentSeal = new SealedChannelState(sessionKey(secret, clientNonce, challenge.nonce), 'agent');

@@ -10,6 +10,7 @@ import {
   parseMessage,
   type Message,
 } from '../../src/protocol/messages.js';
+import { seededRandom } from '../helpers/seeded-random.js';
 
 const NONCE = 'K9wHMIcUmXgFEHzn0PL4hw';
 const MAC = 'a'.repeat(64);
@@ -42,6 +43,8 @@ const ALSO_VALID: Message[] = [
   { type: 'hello', version: 1, agent: 'x'.repeat(63), nonce: NONCE },
   { type: 'welcome', mac: MAC, observed: { ip: '::ffff:198.51.100.1', port: 65535 }, heartbeatMs: MIN_HEARTBEAT_MS, seq: 0 },
   { type: 'welcome', mac: MAC, observed: { ip: '198.51.100.1', port: 1 }, heartbeatMs: MAX_HEARTBEAT_MS, seq: 0 },
+  { type: 'welcome', mac: MAC, observed: { ip: '198.51.100.1', port: 1 }, heartbeatMs: 5000, stunPort: 3478, seq: 0 },
+  { type: 'welcome', mac: MAC, observed: { ip: '198.51.100.1', port: 1 }, heartbeatMs: 5000, stunPort: 65535, seq: 0 },
   { type: 'probe', seq: Number.MAX_SAFE_INTEGER, mac: MAC, reachable: true, checkedAt: '1999-12-31T23:59:59.999Z' },
   { type: 'error', message: 'x'.repeat(200) },
   { type: 'admin', seq: 1, mac: MAC, id: Number.MAX_SAFE_INTEGER, op: 'list' },
@@ -100,6 +103,9 @@ test('each invalid field is rejected with its path and what it must be', () => {
     ['auth', 'listenPort', 80.5, /auth\.listenPort must be an integer/],
     ['auth', 'listenPort', '8443', /auth\.listenPort must be an integer.*, not "8443"$/],
     ['welcome', 'seq', 1, /^welcome\.seq must be 0, not 1$/],
+    ['welcome', 'stunPort', 0, /^welcome\.stunPort must be an integer from 1 to 65535, not 0$/],
+    ['welcome', 'stunPort', 65536, /^welcome\.stunPort must be an integer from 1 to 65535/],
+    ['welcome', 'stunPort', '3478', /^welcome\.stunPort must be an integer from 1 to 65535, not "3478"$/],
     ['welcome', 'heartbeatMs', MIN_HEARTBEAT_MS - 1, /^welcome\.heartbeatMs must be an integer from 100 to 600000/],
     ['welcome', 'heartbeatMs', MAX_HEARTBEAT_MS + 1, /welcome\.heartbeatMs must be an integer/],
     ['welcome', 'observed', '203.0.113.7:40123', /^welcome\.observed must be an object \{ ip, port \}/],
@@ -242,18 +248,6 @@ test('a JavaScript object with an undefined optional field parses like one witho
 
 // ---- fuzz: random and mutated frames never make the decoder or the parser throw -----------------------
 
-/** Small seeded PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 const ODD_VALUES: unknown[] = [null, true, 0, -1, 1.5, 1e300, '', 'x'.repeat(300), '\u0000', [], [1], {}, { ip: '1.2.3.4' }, '__proto__'];
 
 function mutateObject(message: Record<string, unknown>, next: () => number): Record<string, unknown> {
@@ -304,7 +298,7 @@ function feed(bytes: Buffer, next: () => number): { parsed: number; refused: boo
 }
 
 test('fuzz: random bytes and mutated frames give ok or an error, never an exception', () => {
-  const next = random(0x5eed);
+  const next = seededRandom(0x5eed);
   let refused = 0;
   let parsed = 0;
   for (let round = 0; round < 3000; round++) {

@@ -52,8 +52,12 @@ test('handshake MACs are HMAC-SHA256 over the documented texts', () => {
     hmacHex(SECRET, `homeport/1 auth\nhome\n${clientNonce}\n${serverNonce}\n${FINGERPRINT}\n8443\n`),
   );
   assert.equal(
-    welcomeMac(SECRET, 'home', serverNonce, clientNonce, OBSERVED, 5000),
-    hmacHex(SECRET, `homeport/1 welcome\nhome\n${serverNonce}\n${clientNonce}\n203.0.113.7\n40123\n5000`),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { observed: OBSERVED, heartbeatMs: 5000, stunPort: 3478 }),
+    hmacHex(SECRET, `homeport/1 welcome\nhome\n${serverNonce}\n${clientNonce}\n203.0.113.7\n40123\n5000\n3478`),
+  );
+  assert.equal(
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { observed: OBSERVED, heartbeatMs: 5000 }),
+    hmacHex(SECRET, `homeport/1 welcome\nhome\n${serverNonce}\n${clientNonce}\n203.0.113.7\n40123\n5000\n`),
   );
   assert.deepEqual(key, createHmac('sha256', SECRET).update(`homeport/1 session\n${clientNonce}\n${serverNonce}`).digest());
   assert.equal(key.length, 32);
@@ -83,14 +87,17 @@ test('the auth MAC changes with every input, so no field can be swapped on the p
   assert.equal(new Set([reference, ...variants]).size, variants.length + 1);
 });
 
-test('the welcome MAC changes with the observed address, the heartbeat and the nonce order', () => {
-  const reference = welcomeMac(SECRET, 'home', serverNonce, clientNonce, OBSERVED, 5000);
+test('the welcome MAC changes with the observed address, the heartbeat, the STUN port and the nonce order', () => {
+  const claims = { observed: OBSERVED, heartbeatMs: 5000, stunPort: 3478 };
+  const reference = welcomeMac(SECRET, 'home', serverNonce, clientNonce, claims);
   const variants = [
-    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...OBSERVED, ip: '203.0.113.8' }, 5000),
-    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...OBSERVED, port: 40124 }, 5000),
-    welcomeMac(SECRET, 'home', serverNonce, clientNonce, OBSERVED, 60000),
-    welcomeMac(SECRET, 'home', clientNonce, serverNonce, OBSERVED, 5000),
-    welcomeMac(SECRET, 'other', serverNonce, clientNonce, OBSERVED, 5000),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...claims, observed: { ...OBSERVED, ip: '203.0.113.8' } }),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...claims, observed: { ...OBSERVED, port: 40124 } }),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...claims, heartbeatMs: 60000 }),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { ...claims, stunPort: 3479 }),
+    welcomeMac(SECRET, 'home', serverNonce, clientNonce, { observed: OBSERVED, heartbeatMs: 5000 }),
+    welcomeMac(SECRET, 'home', clientNonce, serverNonce, claims),
+    welcomeMac(SECRET, 'other', serverNonce, clientNonce, claims),
   ];
   assert.equal(new Set([reference, ...variants]).size, variants.length + 1);
   // Neither the auth nor the session context can stand in for a welcome.

@@ -78,7 +78,7 @@ class TestAgent {
     const claims = { fingerprint: FP, listenPort: 25305, ...(options.publicHost ? { publicHost: options.publicHost } : {}) };
     this.connection.send({ type: 'auth', mac: authMac(secret, agent, clientNonce, challenge.nonce, claims), ...claims });
     const welcome = await this.next();
-    if (welcome?.type === 'welcome' && macEquals(welcome.mac, welcomeMac(secret, agent, challenge.nonce, clientNonce, welcome.observed, welcome.heartbeatMs))) {
+    if (welcome?.type === 'welcome' && macEquals(welcome.mac, welcomeMac(secret, agent, challenge.nonce, clientNonce, welcome))) {
       this.sealed = new SealedChannelState(sessionKey(secret, clientNonce, challenge.nonce), 'agent');
     }
     return welcome;
@@ -287,6 +287,8 @@ http = "127.0.0.1:0"
 heartbeat = "1s"
 probeInterval = "300ms"
 probeTimeout = "2s"
+[stun]
+listen = "127.0.0.1:0"
 [[agent]]
 name = "home"
 secret = "${SECRET}"

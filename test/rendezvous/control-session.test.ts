@@ -35,6 +35,7 @@ const log: HostLog = { authenticated: [], heartbeats: 0, handshakeFailed: [], en
 const host: SessionHost = {
   secretOf: (agent) => (agent === 'home' ? SECRET : undefined),
   heartbeatMs: HEARTBEAT_MS,
+  stunPort: 3478,
   handshakeTimeoutMs: 5_000,
   adminTimeoutMs: 2_000,
   authenticated: (session) => void log.authenticated.push(session.agent!),
@@ -91,7 +92,8 @@ class Agent {
     agent.connection.send({ type: 'auth', mac: authMac(secret, name, agent.nonce, serverNonce, claims), ...claims });
     const answer = await waitFor('welcome or error', () => agent.received.find((message) => message.type === 'welcome' || message.type === 'error'));
     if (answer.type === 'welcome') {
-      assert.ok(macEquals(answer.mac, welcomeMac(secret, name, serverNonce, agent.nonce, answer.observed, answer.heartbeatMs)), 'the server proves the secret');
+      assert.ok(macEquals(answer.mac, welcomeMac(secret, name, serverNonce, agent.nonce, answer)), 'the server proves the secret');
+      assert.equal(answer.stunPort, 3478, 'the welcome tells where the rendezvous answers STUN');
       agent.sealed = new SealedChannelState(sessionKey(secret, agent.nonce, serverNonce), 'agent');
     }
     return agent;
