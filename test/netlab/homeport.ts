@@ -10,6 +10,8 @@ export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.ur
 const MEDIA_CHILD = fileURLToPath(new URL('./media-child.js', import.meta.url));
 
 export const SECRET = 'lab-secret-0123456789abcdef';
+/** Where the lab's rendezvous answers STUN (its alternate, if any: rendezvousAlt:3479). */
+export const HOMEPORT_STUN_PORT = 3478;
 
 /** Waits until a child's output matches, or fails with its output. */
 export async function waitForOutput(child: LabChild, pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<RegExpMatchArray> {
@@ -49,6 +51,8 @@ export interface LabConfigOptions {
   heartbeat?: string;
   /** Lines added to the rendezvous's [[agent]] entry for "home", e.g. its relay port. */
   agentEntryLines?: string;
+  /** The rendezvous's STUN server on rendezvous:3478: 'rfc5780' (the default) with `alternate` rendezvousAlt, 'plain' without. */
+  stun?: 'rfc5780' | 'plain';
 }
 
 export async function writeLabConfigs(lab: Lab, mediaPort: number, options: LabConfigOptions = {}): Promise<LabSetup> {
@@ -65,8 +69,8 @@ heartbeat = "${heartbeat}"
 probeInterval = "2s"
 probeTimeout = "2s"
 [stun]
-listen = "${rendezvous}:3478"
-alternate = "${rendezvousAlt}"
+listen = "${rendezvous}:${HOMEPORT_STUN_PORT}"
+${options.stun === 'plain' ? '' : `alternate = "${rendezvousAlt}"`}
 [tls]
 certDir = "./rv-certs"
 hostnames = ["${rendezvous}"]
@@ -140,4 +144,12 @@ export async function startHomeport(lab: Lab, file: Buffer, options: LabConfigOp
   const cas = await Promise.all([join(setup.dir, 'rv-certs', 'ca.pem'), join(setup.dir, 'agent-certs', 'ca.pem')].map((f) => readFile(f, 'utf8')));
   await writeFile(setup.bundle, cas.join(''));
   return { setup, rendezvous, agent };
+}
+
+/** The rendezvous alone in hp-wan, for its STUN server; `address` is where it answers STUN. */
+export async function startStunRendezvous(lab: Lab, options: { alternate: boolean }): Promise<{ server: LabChild; address: string }> {
+  const setup = await writeLabConfigs(lab, 1, { stun: options.alternate ? 'rfc5780' : 'plain' });
+  const server = homeport(lab, 'wan', ['rendezvous', '--config', setup.rendezvousConfig]);
+  await waitForOutput(server, /rendezvous listening/);
+  return { server, address: `${lab.addresses.rendezvous}:${HOMEPORT_STUN_PORT}` };
 }

@@ -5,6 +5,10 @@
 #  arc  endpoint-independent          address-dependent            same, DNAT only from contacted addresses
 #  prc  endpoint-independent          address-and-port-dependent   plain masquerade
 #  sym  address-and-port-dependent    address-and-port-dependent   masquerade fully-random
+#  none no NAT                        none (routes everything)     no NAT rules, forwards unsolicited inbound too
+#  fw   no NAT                        address-and-port-dependent   no NAT rules, stateful firewall: RFC 3489's
+#                                                                  "Symmetric UDP Firewall"
+# none and fw need hp-wan's route to the router's LAN (lab-up.sh sets it, lab-wan-address.sh follows it).
 # Linux has no full-cone switch: fc and arc record each outbound mapping in an nftables dynamic map and DNAT
 # inbound packets with it. Mappings are endpoint-independent because Linux reuses the mapping of a live
 # conntrack entry from the same source (fully-random skips that).
@@ -17,11 +21,27 @@ set -euo pipefail
 NS=${1:?usage: lab-nat.sh ROUTER_NS TYPE [BOOT]}; TYPE=${2:?TYPE missing}; BOOT=${3:-0}
 MAP_TIMEOUT=${MAP_TIMEOUT:-120s}; WAN_INPUT=${WAN_INPUT:-drop}
 [[ $NS == hp-* ]] || { echo "lab-nat.sh: '$NS' is no lab namespace (hp-*)" >&2; exit 2; }
-case $TYPE in fc|arc|prc|sym) ;; *) echo "lab-nat.sh: unknown NAT type '$TYPE' (fc | arc | prc | sym)" >&2; exit 2;; esac
+case $TYPE in fc|arc|prc|sym|none|fw) ;; *) echo "lab-nat.sh: unknown NAT type '$TYPE' (fc | arc | prc | sym | none | fw)" >&2; exit 2;; esac
 [[ $BOOT =~ ^[0-9]+$ ]] || { echo "lab-nat.sh: BOOT '$BOOT' must be a number" >&2; exit 2; }
 case $WAN_INPUT in drop|accept) ;; *) echo "lab-nat.sh: WAN_INPUT must be drop or accept" >&2; exit 2;; esac
 PORT_LOW=$((20000 + (BOOT % 8) * 5000)); PORT_HIGH=$((PORT_LOW + 4999))
 RANDOM_PORTS=""; [ "$TYPE" = sym ] && RANDOM_PORTS="fully-random"   # a new random port for every 5-tuple
+
+source_nat() {
+  case $TYPE in
+    none|fw) ;;
+    *) echo "    oifname \"wan0\" meta l4proto { tcp, udp } masquerade to :$PORT_LOW-$PORT_HIGH $RANDOM_PORTS"
+       echo '    oifname "wan0" masquerade' ;;
+  esac
+}
+
+# what gets from the WAN into the LAN: everything (none), replies (fw, prc, sym), replies and DNATed (fc, arc)
+forward_filter() {
+  if [ "$TYPE" = none ]; then return; fi
+  echo '    iifname "wan0" ct state established,related accept'
+  echo '    iifname "wan0" ct status dnat accept'
+  echo '    iifname "wan0" drop'
+}
 
 inbound_dnat() {
   case $TYPE in
@@ -48,8 +68,7 @@ table ip homeport-lab {
 $(inbound_dnat)
   }
   chain post { type nat hook postrouting priority srcnat; policy accept;
-    oifname "wan0" meta l4proto { tcp, udp } masquerade to :$PORT_LOW-$PORT_HIGH $RANDOM_PORTS
-    oifname "wan0" masquerade
+$(source_nat)
   }
   # runs after srcnat, so 'ct reply proto-dst' is the public (mapped) port
   chain learn { type filter hook postrouting priority srcnat + 10; policy accept;
@@ -64,9 +83,7 @@ $(inbound_dnat)
     iifname "wan0" $WAN_INPUT
   }
   chain wan_forward { type filter hook forward priority filter; policy accept;
-    iifname "wan0" ct state established,related accept
-    iifname "wan0" ct status dnat accept
-    iifname "wan0" drop
+$(forward_filter)
   }
 }
 RULES

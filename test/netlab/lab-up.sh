@@ -35,6 +35,7 @@ uplink() {
   ip -n "$W" addr add "$wside/24" dev "$wif";   ip -n "$W" link set "$wif" up
   ip -n "$rns" addr add "$rwan/24" dev wan0;    ip -n "$rns" link set wan0 up
   ip -n "$rns" route add default via "$wside"
+  ip -n "$W" route add "$lan.0/24" via "$rwan"   # the ISP routes the LAN to the router: only none/fw let it in
   ip -n "$rns" link add lan0 type veth peer name eth0 netns "$lns"
   ip -n "$rns" addr add "$lan.1/24" dev lan0;   ip -n "$rns" link set lan0 up
   ip -n "$lns" addr add "$lan.2/24" dev eth0;   ip -n "$lns" link set eth0 up

@@ -19,6 +19,13 @@ import { Mailbox } from './mailbox.js';
 /** fc full cone, arc address-restricted cone, prc port-restricted cone, sym symmetric (see lab-nat.sh). */
 export type NatType = 'fc' | 'arc' | 'prc' | 'sym';
 export const NAT_TYPES: readonly NatType[] = ['fc', 'arc', 'prc', 'sym'];
+/**
+ * What a lab router does: one of the NAT types, or no NAT at all: `none` routes everything both ways (the LAN
+ * host is on the open internet), `fw` is a CPE-like stateful firewall without NAT that drops unsolicited
+ * inbound packets (RFC 3489's "Symmetric UDP Firewall").
+ */
+export type RouterType = NatType | 'none' | 'fw';
+export const ROUTER_TYPES: readonly RouterType[] = ['none', 'fw', ...NAT_TYPES];
 export type LabNode = 'wan' | 'home-router' | 'home' | 'remote-router' | 'remote';
 export type Router = 'home-router' | 'remote-router';
 export type LabAvailability = { ok: true } | { ok: false; reason: string };
@@ -37,8 +44,8 @@ export interface LabAddresses {
 }
 
 export interface LabOptions {
-  home: NatType;
-  remote: NatType;
+  home: RouterType;
+  remote: RouterType;
 }
 
 export interface LabSpawnOptions {
@@ -70,7 +77,9 @@ const WAN_SUBNETS: Record<Router, { prefix: string; initial: string }> = {
   'remote-router': { prefix: '192.0.2', initial: '192.0.2.2' },
 };
 const LAB_NODES: readonly LabNode[] = ['wan', 'home-router', 'home', 'remote-router', 'remote'];
-const REQUIRED_TOOLS = [
+/** A program a test needs on PATH and the Debian package that has it. */
+export type Tool = readonly [program: string, packageName: string];
+const REQUIRED_TOOLS: readonly Tool[] = [
   ['ip', 'iproute2'],
   ['nft', 'nftables'],
   ['conntrack', 'conntrack'],
@@ -97,11 +106,13 @@ export function labAvailability(): LabAvailability {
 }
 
 /**
- * For `test(…, { skip })`: the one-line reason the lab cannot run, or undefined when it can.
+ * For `test(…, { skip })`: the one-line reason the lab (and the extra tools a test runs in it, as
+ * [program, Debian package]) cannot run, or undefined when it can.
  * Under CI=true a lab that cannot run is a failure, so this throws instead.
  */
-export function skipReason(): string | undefined {
-  const found = labAvailability();
+export function skipReason(extraTools: readonly Tool[] = []): string | undefined {
+  const lab = labAvailability();
+  const found = lab.ok ? toolsAvailability(extraTools) : lab;
   if (found.ok) return undefined;
   if (process.env.CI === 'true') throw new Error(`NAT lab required under CI=true but it cannot run: ${found.reason}`);
   return `NAT lab unavailable: ${found.reason}`;
@@ -110,9 +121,8 @@ export function skipReason(): string | undefined {
 function probeAvailability(): LabAvailability {
   if (process.platform !== 'linux') return unavailable(`network namespaces need Linux, this is ${process.platform}`);
   if (process.getuid?.() !== 0) return unavailable('ip netns and nftables need root (uid 0)');
-  for (const [tool, packageName] of REQUIRED_TOOLS) {
-    if (!onPath(tool)) return unavailable(`${tool} is not on PATH (install ${packageName})`);
-  }
+  const tools = toolsAvailability(REQUIRED_TOOLS);
+  if (!tools.ok) return tools;
   if (!existsSync(script('lab-up.sh'))) return unavailable(`lab scripts not found in ${scriptDir}`);
   return probeNamespace();
 }
@@ -128,6 +138,11 @@ function probeNamespace(): LabAvailability {
   } finally {
     runSync('ip', ['netns', 'del', probe]);
   }
+}
+
+function toolsAvailability(tools: readonly Tool[]): LabAvailability {
+  const missing = tools.find(([tool]) => !onPath(tool));
+  return missing ? unavailable(`${missing[0]} is not on PATH (install ${missing[1]})`) : { ok: true };
 }
 
 function unavailable(reason: string): LabAvailability {
@@ -265,7 +280,7 @@ export class LabChild {
 // ---- the lab ---------------------------------------------------------------------------------------------------
 
 interface RouterState {
-  nat: NatType;
+  nat: RouterType;
   /** which public port range lab-nat.sh uses; every reboot moves to the next one */
   boot: number;
   wanAddress: string;
@@ -326,8 +341,8 @@ export class Lab {
     return run('ip', ['netns', 'exec', this.names[node], ...command], options.timeoutMs);
   }
 
-  /** Switch a router's NAT type; this also flushes its conntrack table, so every mapping is forgotten. */
-  async setNat(router: Router, nat: NatType): Promise<void> {
+  /** Switch a router's type (a NAT or none/fw); this also flushes its conntrack table, so every mapping is forgotten. */
+  async setNat(router: Router, nat: RouterType): Promise<void> {
     this.assertUp('setNat');
     const state = this.routers[router];
     await runScript('lab-nat.sh', [this.names[router], nat, String(state.boot)]);

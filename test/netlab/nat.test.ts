@@ -1,12 +1,13 @@
-// Tests of the NAT lab itself, with probe children in its namespaces: every NAT type maps and filters as it
-// claims, the punched TCP port (connect from P, then listen on P) is reachable only through a full cone, a
-// router "reboot" changes the mapping, and teardown, also of dead runs, leaves nothing behind.
+// Tests of the NAT lab itself, with probe children in its namespaces: every router type (the NAT types, and none
+// and fw without NAT) maps and filters as it claims, the punched TCP port (connect from P, then listen on P) is
+// reachable only through a full cone or without any NAT or firewall, a router "reboot" changes the mapping, and
+// teardown, also of dead runs, leaves nothing behind.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { NAT_TYPES, listNamespaces, skipReason, startLab, type Lab, type NatType } from './lab.js';
+import { ROUTER_TYPES, listNamespaces, skipReason, startLab, type Lab, type RouterType } from './lab.js';
 import { startProbe, type Probe } from './probe-client.js';
 import { formatEndpoint, parseEndpoint, type Endpoint } from './probe-protocol.js';
 
@@ -14,6 +15,8 @@ const skip = skipReason();
 const run = promisify(execFile);
 
 interface NatBehaviour {
+  /** the home router rewrites the source (NAT types); none and fw leave home's own address and port */
+  translates: boolean;
   /** one public port towards every destination */
   endpointIndependentMapping: boolean;
   /** once home sent to A:p, a packet from A:q gets in */
@@ -22,11 +25,13 @@ interface NatBehaviour {
   admitsOtherAddress: boolean;
 }
 
-const BEHAVIOUR: Record<NatType, NatBehaviour> = {
-  fc: { endpointIndependentMapping: true, admitsSameAddressOtherPort: true, admitsOtherAddress: true },
-  arc: { endpointIndependentMapping: true, admitsSameAddressOtherPort: true, admitsOtherAddress: false },
-  prc: { endpointIndependentMapping: true, admitsSameAddressOtherPort: false, admitsOtherAddress: false },
-  sym: { endpointIndependentMapping: false, admitsSameAddressOtherPort: false, admitsOtherAddress: false },
+const BEHAVIOUR: Record<RouterType, NatBehaviour> = {
+  none: { translates: false, endpointIndependentMapping: true, admitsSameAddressOtherPort: true, admitsOtherAddress: true },
+  fw: { translates: false, endpointIndependentMapping: true, admitsSameAddressOtherPort: false, admitsOtherAddress: false },
+  fc: { translates: true, endpointIndependentMapping: true, admitsSameAddressOtherPort: true, admitsOtherAddress: true },
+  arc: { translates: true, endpointIndependentMapping: true, admitsSameAddressOtherPort: true, admitsOtherAddress: false },
+  prc: { translates: true, endpointIndependentMapping: true, admitsSameAddressOtherPort: false, admitsOtherAddress: false },
+  sym: { translates: true, endpointIndependentMapping: false, admitsSameAddressOtherPort: false, admitsOtherAddress: false },
 };
 
 /** an answer inside the lab takes a millisecond; this long without one means it was dropped */
@@ -79,10 +84,14 @@ describe('NAT lab', { skip }, () => {
     return { mapped: parseEndpoint(outcome.reply), connection: outcome.connection };
   }
 
-  function assertMapping(type: NatType, localPort: number, mapped: readonly Endpoint[]): void {
+  function assertMapping(type: RouterType, localPort: number, mapped: readonly Endpoint[]): void {
     for (const endpoint of mapped) {
-      assert.equal(endpoint.host, lab.addresses.homeRouterWan);
-      assert.notEqual(endpoint.port, localPort, 'the lab maps to public ports apart from the local ones');
+      if (BEHAVIOUR[type].translates) {
+        assert.equal(endpoint.host, lab.addresses.homeRouterWan);
+        assert.notEqual(endpoint.port, localPort, 'the lab maps to public ports apart from the local ones');
+      } else {
+        assert.deepEqual(endpoint, { host: lab.addresses.home, port: localPort }, 'no NAT: home is seen as itself');
+      }
     }
     const distinctPorts = new Set(mapped.map((endpoint) => endpoint.port)).size;
     const seen = mapped.map(formatEndpoint).join(', ');
@@ -99,7 +108,7 @@ describe('NAT lab', { skip }, () => {
     return received !== null;
   }
 
-  for (const type of NAT_TYPES) {
+  for (const type of ROUTER_TYPES) {
     const expected = BEHAVIOUR[type];
     const mapping = expected.endpointIndependentMapping ? 'endpoint-independent' : 'address-and-port-dependent';
 
@@ -138,7 +147,7 @@ describe('NAT lab', { skip }, () => {
     });
   }
 
-  test('a router reboot changes the mapping and resets open TCP connections; a new WAN address shows', async () => {
+  test('a router reboot changes the mapping and resets open TCP connections; a new WAN address shows, and routes the LAN', async () => {
     await lab.setNat('home-router', 'fc');
     const port = await bindHomeUdp();
     const beforeReboot = await mappedUdp(port, udp.primary);
@@ -154,6 +163,8 @@ describe('NAT lab', { skip }, () => {
     await lab.rebootRouter('home-router', { newWanAddress: '198.51.100.3' });
     assert.equal(lab.addresses.homeRouterWan, '198.51.100.3');
     assert.equal((await mappedUdp(port, udp.primary)).host, '198.51.100.3');
+    await lab.setNat('home-router', 'none');
+    assert.deepEqual(await mappedUdp(port, udp.primary), { host: lab.addresses.home, port }, 'hp-wan routes the LAN via the new WAN address');
     await assert.rejects(lab.rebootRouter('home-router', { newWanAddress: '10.0.0.1' }), /198\.51\.100\.2 to 198\.51\.100\.254/);
   });
 
