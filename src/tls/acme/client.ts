@@ -7,7 +7,7 @@ import type { LoadedCertificate } from '../files.js';
 import { createChallenger, type ChallengerTiming } from './challenges.js';
 import { describeFailure, type IssueFailure } from './errors.js';
 import type { Http01Responder } from './http01.js';
-import { loadOrCreateAccountKey, newPrivateKey, storeCertificate } from './store.js';
+import { loadOrCreateAccountKey, newPrivateKey, readAccountUrl, storeAccountUrl, storeCertificate } from './store.js';
 import { useDirectory } from './transport.js';
 
 export interface IssueRequest {
@@ -35,12 +35,15 @@ export async function issueCertificate(request: IssueRequest): Promise<IssueResu
   if (!ca.ok) return { ok: false, message: ca.error };
   const lastAnswer = useDirectory(config.directory, ca.value);
   let challenged = false;
+  let client: acme.Client | undefined;
   try {
     const challenger = createChallenger(config, request.http01, log, request.timing);
-    const client = new acme.Client({
+    const accountUrl = await readAccountUrl(request.certDir, config.directory);
+    client = new acme.Client({
       directoryUrl: config.directory,
       accountKey: await loadOrCreateAccountKey(request.certDir),
       backoffMin: request.timing?.caPollMs ?? 5000,
+      ...(accountUrl !== undefined && { accountUrl }),
     });
     const key = newPrivateKey();
     const [, csr] = await acme.crypto.createCsr({ altNames: config.hostnames }, key);
@@ -61,7 +64,24 @@ export async function issueCertificate(request: IssueRequest): Promise<IssueResu
     return stored.ok ? stored : { ok: false, message: stored.error };
   } catch (error) {
     return { ok: false, ...describeFailure(error, config.directory, lastAnswer(), challenged) };
+  } finally {
+    await rememberAccount(client, request.certDir, config.directory);
   }
+}
+
+/**
+ * Stores a newly registered account's URL, also after a failed attempt. Without it the next attempt
+ * registers again, and acme-client answers "account exists" with an account update that some CAs
+ * (Pebble) refuse as empty when there is no e-mail.
+ */
+async function rememberAccount(client: acme.Client | undefined, certDir: string, directory: string): Promise<void> {
+  let url: string;
+  try {
+    url = client!.getAccountUrl(); // throws while no account is known
+  } catch {
+    return;
+  }
+  if (url !== await readAccountUrl(certDir, directory)) await storeAccountUrl(certDir, directory, url).catch(() => undefined);
 }
 
 async function readDirectoryCa(file: string | undefined): Promise<Result<string | undefined>> {

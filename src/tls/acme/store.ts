@@ -12,6 +12,8 @@ import { parseTlsMaterial, type LoadedCertificate } from '../files.js';
 
 export interface AcmePaths {
   accountKey: string;
+  /** The account's URL at its directory: with it a restart skips registration (one request less, no account update). */
+  account: string;
   key: string;
   /** The leaf followed by the CA's intermediates, as served. */
   cert: string;
@@ -21,6 +23,7 @@ export interface AcmePaths {
 export function acmePaths(certDir: string): AcmePaths {
   return {
     accountKey: join(certDir, 'acme-account-key.pem'),
+    account: join(certDir, 'acme-account.json'),
     key: join(certDir, 'acme-key.pem'),
     cert: join(certDir, 'acme-cert.pem'),
   };
@@ -40,6 +43,22 @@ export async function loadOrCreateAccountKey(certDir: string): Promise<string> {
   const key = newPrivateKey();
   await writeFileAtomic(file, key, 0o600);
   return key;
+}
+
+/** The account URL registered at `directory`, if one was stored. */
+export async function readAccountUrl(certDir: string, directory: string): Promise<string | undefined> {
+  const text = await readIfPresent(acmePaths(certDir).account).catch(() => undefined);
+  try {
+    const stored = JSON.parse(text ?? '{}') as { directory?: unknown; url?: unknown };
+    // an account belongs to one CA: after a switch from staging to production it is registered anew
+    return stored.directory === directory && typeof stored.url === 'string' ? stored.url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function storeAccountUrl(certDir: string, directory: string, url: string): Promise<void> {
+  await writeFileAtomic(acmePaths(certDir).account, `${JSON.stringify({ directory, url }, null, 2)}\n`, 0o644);
 }
 
 /** The stored certificate; ok(undefined) when there is none yet, an error when what is there is unusable. */
