@@ -30,10 +30,3 @@ function commonName(distinguishedName: string): string {
   const cn = distinguishedName.split('\n').find((part) => part.startsWith('CN='));
   return cn?.slice('CN='.length) ?? distinguishedName.replaceAll('\n', ', ');
 }
-
-/** One line: "R11, for home.example.com, expires 2025-03-01T…, renewed from 2025-01-30T…". */
-export function formatCertificateInfo(info: CertificateInfo): string {
-  const renewal = info.renewAt !== undefined ? `, renewal from ${info.renewAt}` : ', not renewed by homeport';
-  const failing = info.lastError !== undefined ? `\nlast renewal failed: ${info.lastError}` : '';
-  return `${info.issuer}, for ${info.names.join(', ')}, expires ${info.notAfter}${renewal}${failing}`;
-}

@@ -4,8 +4,9 @@ import type { TlsConfig } from '../config/agent-types.js';
 import { AcmeSource, type AcmeTiming } from './acme/source.js';
 import type { Http01Responder } from './acme/http01.js';
 import { certificateInfo, type CertificateInfo } from './cert-info.js';
-import { certificateValidity, certificateWarnings, readTlsFiles, watchFiles, type FileWatch, type LoadedCertificate } from './files.js';
-import { ensureSelfSigned, RENEW_BEFORE_DAYS, type SelfSignedState } from './selfsigned.js';
+import { certificateWarnings, readTlsFiles, watchFiles, type FileWatch, type LoadedCertificate } from './files.js';
+import { ensureSelfSigned, type SelfSignedState } from './selfsigned.js';
+import { plannedRenewal } from './stored-certificate.js';
 import { BaseSource, day, TlsSetupError, type CertificateSource } from './source.js';
 
 export { TlsSetupError, type CertificateSource } from './source.js';
@@ -74,8 +75,7 @@ class SelfSignedSource extends BaseSource {
   }
 
   info(): CertificateInfo {
-    const renewAt = new Date(certificateValidity(this.state.leaf).notAfter.getTime() - RENEW_BEFORE_DAYS * DAILY_MS);
-    return certificateInfo(this.state.leaf, renewAt);
+    return certificateInfo(this.state.leaf, plannedRenewal('selfsigned', this.state.leaf));
   }
 
   close(): void {
