@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ChallengeSetupError } from '../../src/tls/acme/challenges.js';
 import { describeFailure } from '../../src/tls/acme/errors.js';
+import { openCertificateSource, TlsSetupError } from '../../src/tls/certificates.js';
+import { captureLogs } from '../helpers/logs.js';
 
 const DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 const ORDER = 'https://acme-v02.api.letsencrypt.org/acme/new-order';
@@ -52,4 +54,12 @@ test('what acme-client threw, with the CA\'s last answer, becomes one line a use
     assert.equal(failure.message.includes('\n'), false, name);
     assert.equal(failure.retryAfterMs, retryAfterMs, name);
   }
+});
+
+test('mode "acme" with http-01 but no responder refuses to start, saying what to do', async () => {
+  const acme = { directory: DIRECTORY, hostnames: ['home.example.com'], challenge: 'http-01' as const, propagationTimeoutMs: 1000 };
+  await assert.rejects(
+    openCertificateSource({ mode: 'acme', certDir: '/nonexistent/certs', hostnames: acme.hostnames, acme }, captureLogs().logger),
+    (error: Error) => error instanceof TlsSetupError && /^tls\.acme\.challenge = "http-01" needs a way to answer the CA on port 80, which this program was not given; use challenge = "dns-01"$/.test(error.message),
+  );
 });

@@ -21,11 +21,16 @@ export interface ChallengerTiming {
   propagationPollMs?: number;
 }
 
+/** Why `acme` cannot be served by this program, or undefined. */
+export function missingResponder(acme: AcmeConfig, http01: Http01Responder | undefined): string | undefined {
+  if (acme.challenge !== 'http-01' || http01 !== undefined) return undefined;
+  return 'tls.acme.challenge = "http-01" needs a way to answer the CA on port 80, which this program was not given; use challenge = "dns-01"';
+}
+
 export function createChallenger(acme: AcmeConfig, http01: Http01Responder | undefined, log: Logger, timing: ChallengerTiming = {}): Challenger {
-  if (acme.challenge === 'http-01') {
-    if (http01 === undefined) throw new ChallengeSetupError('tls.acme.challenge = "http-01" needs a way to answer the CA on port 80, which this program does not offer; use challenge = "dns-01"');
-    return http01Challenger(http01);
-  }
+  const missing = missingResponder(acme, http01);
+  if (missing !== undefined) throw new ChallengeSetupError(missing);
+  if (http01 !== undefined && acme.challenge === 'http-01') return http01Challenger(http01);
   return dnsChallenger(acme, log, timing);
 }
 

@@ -4,6 +4,7 @@ import { certificateInfo, type CertificateInfo } from '../cert-info.js';
 import { certificateValidity, certificateWarnings, type LoadedCertificate } from '../files.js';
 import { ensureSelfSigned } from '../selfsigned.js';
 import { BaseSource, day, TlsSetupError } from '../source.js';
+import { missingResponder } from './challenges.js';
 import { issueCertificate, type IssueResult, type IssueTiming } from './client.js';
 import type { Http01Responder } from './http01.js';
 import { CHECK_INTERVAL_MS, CHECK_JITTER_MS, nextCheck, renewAt, renewalDue, retryDelay, RETRY_BASE_MS } from './renewal.js';
@@ -42,6 +43,8 @@ export class AcmeSource extends BaseSource {
   private closed = false;
 
   static async open(tls: AcmeTls, log: Logger, options: AcmeSourceOptions): Promise<AcmeSource> {
+    const missing = missingResponder(tls.acme, options.http01);
+    if (missing !== undefined) throw new TlsSetupError(missing);
     const stored = await readStoredCertificate(tls.certDir);
     if (!stored.ok) log.warn(`${stored.error}; issuing a new certificate`);
     const usable = stored.ok && stored.value !== undefined && isUsable(stored.value, tls, options.now()) ? stored.value : undefined;

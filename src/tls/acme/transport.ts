@@ -27,6 +27,7 @@ export interface Answer {
 }
 
 interface Endpoint {
+  ca: string | undefined;
   agent: Agent;
   last?: Answer;
 }
@@ -45,12 +46,15 @@ let installed = false;
 export function useDirectory(directoryUrl: string, ca?: string): () => Answer | undefined {
   install();
   const origin = new URL(directoryUrl).origin;
-  // tls.rootCertificates: adding `ca` must not replace the system's trust store
-  const agent = new Agent({ keepAlive: true, ...(ca !== undefined && { ca: [...rootCertificates, ca] }) });
-  const endpoint: Endpoint = { agent };
-  endpoints.get(origin)?.agent.destroy();
-  endpoints.set(origin, endpoint);
-  return () => endpoint.last;
+  let endpoint = endpoints.get(origin);
+  if (endpoint === undefined || endpoint.ca !== ca) {
+    // tls.rootCertificates: adding `ca` must not replace the system's trust store
+    endpoint?.agent.destroy();
+    endpoint = { ca, agent: new Agent({ keepAlive: true, ...(ca !== undefined && { ca: [...rootCertificates, ca] }) }) };
+    endpoints.set(origin, endpoint);
+  }
+  const current = endpoint;
+  return () => current.last;
 }
 
 function install(): void {
