@@ -68,6 +68,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     connected: false,
     addressChanges: 0,
     ...link?.status(),
+    certificate: state.certificates.info(),
     updatedAt: new Date().toISOString(),
     pid: process.pid,
   });
@@ -100,6 +101,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     throw error;
   });
   statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
+  state.certificates.on('change', () => statusFile?.update(true));
   await statusFile.flush();
   logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
 

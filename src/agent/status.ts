@@ -3,6 +3,7 @@ import { writeFileAtomic } from '../common/atomic-write.js';
 import { formatDuration } from '../common/duration.js';
 import { formatAddress, type PublicAddress } from '../common/address.js';
 import type { PathName } from '../protocol/messages.js';
+import type { CertificateInfo } from '../tls/cert-info.js';
 import type { NatStatus } from './nat-watch.js';
 
 /** What `homeport status` shows; the agent keeps it in stateDir/status.json. */
@@ -25,6 +26,8 @@ export interface AgentStatus {
   addressChanges: number;
   /** `homeport nat-check` against the rendezvous, run once after the agent started. */
   nat?: NatStatus;
+  /** The served TLS certificate: issuer, expiry, next renewal, a failing renewal's reason. */
+  certificate?: CertificateInfo;
   updatedAt: string;
   pid: number;
 }
@@ -47,6 +50,7 @@ export function formatStatus(status: AgentStatus, now: Date): string {
     ['reachable', reach],
     ['path', describePath(status)],
     ['NAT', status.rendezvous ? describeNat(status.nat) : 'not checked without a rendezvous (run homeport nat-check)'],
+    ['certificate', status.certificate ? describeCertificate(status.certificate) : 'unknown'],
     ['last heartbeat', ago(status.lastHeartbeat)],
     ['address changes', String(status.addressChanges)],
     ['updated', `${status.updatedAt} (pid ${status.pid})`],
@@ -54,6 +58,13 @@ export function formatStatus(status: AgentStatus, now: Date): string {
   const width = Math.max(...lines.map(([key]) => key!.length));
   // a value of several lines continues under its first line
   return lines.map(([key, value]) => `${key!.padEnd(width)}  ${value!.replaceAll('\n', `\n${' '.repeat(width + 2)}`)}`).join('\n');
+}
+
+/** Issuer, expiry and renewal on one line; a failing renewal's reason on the next. */
+export function describeCertificate(certificate: CertificateInfo): string {
+  const renewal = certificate.renewAt !== undefined ? `, renewal from ${certificate.renewAt}` : ', renewed by you (mode "files")';
+  const failing = certificate.lastError !== undefined ? `\nlast renewal failed: ${certificate.lastError}` : '';
+  return `${certificate.issuer}, expires ${certificate.notAfter}${renewal}${failing}`;
 }
 
 /** The NAT check's verdict and what it means, in words. */

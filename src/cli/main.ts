@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError } from '../common/config-error.js';
 import { agentCommand } from './agent.js';
+import { certCommand } from './cert.js';
 import { connectCommand } from './connect.js';
 import { type Command, EXIT, UsageError } from './command.js';
 import { demoCommand } from './demo.js';
@@ -14,7 +15,7 @@ import { versionCommand } from './version.js';
 import { allowMeCommand, whitelistCommand } from './whitelist.js';
 
 const COMMANDS: Command[] = [
-  agentCommand, rendezvousCommand, statusCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand, connectCommand, natCheckCommand,
+  agentCommand, rendezvousCommand, statusCommand, certCommand, reregisterCommand, whitelistCommand, allowMeCommand, keygenCommand, keysCommand, connectCommand, natCheckCommand,
   installServiceCommand, uninstallServiceCommand, serviceStatusCommand,
   demoCommand, versionCommand,
 ];

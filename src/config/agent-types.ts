@@ -13,7 +13,37 @@ export interface WhitelistEntrySpec {
 
 export type TlsConfig =
   | { mode: 'selfsigned'; certDir: string; hostnames: string[] }
-  | { mode: 'files'; certDir: string; hostnames: string[]; certFile: string; keyFile: string };
+  | { mode: 'files'; certDir: string; hostnames: string[]; certFile: string; keyFile: string }
+  /** hostnames = acme.hostnames, so code that reads tls.hostnames keeps working. */
+  | { mode: 'acme'; certDir: string; hostnames: string[]; acme: AcmeConfig };
+
+export const ACME_CHALLENGES = ['dns-01', 'http-01'] as const;
+export type AcmeChallenge = (typeof ACME_CHALLENGES)[number];
+
+/** [tls.acme]: a certificate from an ACME CA (Let's Encrypt), renewed by the program itself. */
+export interface AcmeConfig {
+  /** The directory URL; the names "letsencrypt" and "letsencrypt-staging" are already resolved. */
+  directory: string;
+  email?: string;
+  /** DNS names only; "*.x" only with dns-01. */
+  hostnames: string[];
+  challenge: AcmeChallenge;
+  /** Absolute path of the DNS hook (required for dns-01): `dnsHook set|unset` with HOMEPORT_ACME_* in the environment. */
+  dnsHook?: string;
+  /** How long to wait for the TXT record at the zone's authoritative servers. */
+  propagationTimeoutMs: number;
+  /** "host:port" servers asked for the TXT record instead of the zone's authoritative ones. */
+  nameservers?: string[];
+  /** Absolute path of a PEM CA trusted for the directory's HTTPS besides the system's (Pebble in tests). */
+  directoryCa?: string;
+}
+
+export const ACME_DIRECTORIES: Readonly<Record<string, string>> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+export const DEFAULT_PROPAGATION_TIMEOUT_MS = 5 * 60_000;
 
 export interface RouteConfig {
   /** "example.com", "*.example.com" or "*". Lower-case. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { readAcme } from './acme.js';
 import { isHostnameOrIp } from './address.js';
 import { DEFAULT_ALLOW_ME_TTL_MS, DEFAULT_MAX_TTL_MS, type TlsConfig } from './agent-types.js';
 import { TableReader, type Table } from './fields.js';
@@ -37,9 +38,14 @@ export function parseTomlTable(text: string, file: string): Table {
 
 /** The [tls] section, the same for the agent and the rendezvous. */
 export function readTls(table: TableReader, baseDir: string, stateDir: string): TlsConfig | undefined {
-  table.rejectUnknown(['mode', 'certDir', 'hostnames', 'certFile', 'keyFile']);
-  const mode = table.oneOf('mode', ['selfsigned', 'files'] as const, 'selfsigned');
+  table.rejectUnknown(['mode', 'certDir', 'hostnames', 'certFile', 'keyFile', 'acme']);
+  const mode = table.oneOf('mode', ['selfsigned', 'files', 'acme'] as const, 'selfsigned');
   const certDir = resolve(baseDir, table.optionalString('certDir') ?? resolve(stateDir, 'certs'));
+  rejectKeysOutsideMode(table, mode);
+  if (mode === 'acme') {
+    const acme = readAcme(table.child('acme'), baseDir);
+    return acme === undefined ? undefined : { mode, certDir, hostnames: acme.hostnames, acme };
+  }
   const hostnames = table.stringArray('hostnames', ['localhost', '127.0.0.1', '::1']);
   hostnames.forEach((host, index) => {
     if (!isHostnameOrIp(host)) {
@@ -52,10 +58,21 @@ export function readTls(table: TableReader, baseDir: string, stateDir: string): 
     if (certFile === undefined || keyFile === undefined) return undefined;
     return { mode, certDir, hostnames, certFile: resolve(baseDir, certFile), keyFile: resolve(baseDir, keyFile) };
   }
-  for (const key of ['certFile', 'keyFile']) {
-    if (table.table[key] !== undefined) table.problems.add(table.key(key), 'is only used with mode = "files"; remove it or set mode = "files"');
-  }
   return mode === undefined ? undefined : { mode, certDir, hostnames };
+}
+
+/** Keys of another mode are a mistake to point out, not to ignore: the user believes they take effect. */
+function rejectKeysOutsideMode(table: TableReader, mode: TlsConfig['mode'] | undefined): void {
+  if (mode === undefined) return;
+  const only = (key: string, owner: TlsConfig['mode']): void => {
+    if (table.table[key] !== undefined && mode !== owner) table.problems.add(table.key(key), `is only used with mode = "${owner}"; remove it or set mode = "${owner}"`);
+  };
+  only('certFile', 'files');
+  only('keyFile', 'files');
+  only('acme', 'acme');
+  if (mode === 'acme' && table.table.hostnames !== undefined) {
+    table.problems.add(table.key('hostnames'), 'is not used with mode = "acme"; list the names in tls.acme.hostnames instead');
+  }
 }
 
 /**

@@ -1,32 +1,15 @@
 import type { X509Certificate } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger.js';
 import type { TlsConfig } from '../config/agent-types.js';
-import { certificateValidity, certificateWarnings, readTlsFiles, watchFiles, type FileWatch, type LoadedCertificate } from './files.js';
+import { AcmeSource, type AcmeTiming } from './acme/source.js';
+import type { Http01Responder } from './acme/http01.js';
+import { certificateInfo, type CertificateInfo } from './cert-info.js';
+import { certificateWarnings, readTlsFiles, watchFiles, type FileWatch, type LoadedCertificate } from './files.js';
 import { ensureSelfSigned, type SelfSignedState } from './selfsigned.js';
-import type { TlsMaterial } from './server-options.js';
+import { plannedRenewal } from './stored-certificate.js';
+import { BaseSource, day, TlsSetupError, type CertificateSource } from './source.js';
 
-/**
- * The agent's current key and certificate chain. Whoever builds SecureContexts listens for 'change' and
- * swaps them: new connections get the new certificate, open ones keep theirs.
- */
-export interface CertificateSource {
-  current(): TlsMaterial;
-  /** SHA-256 of the served leaf's DER, colon hex like `openssl x509 -fingerprint -sha256`. */
-  leafFingerprint256(): string;
-  on(event: 'change', listener: () => void): this;
-  off(event: 'change', listener: () => void): this;
-  /** Re-reads the files (SIGHUP); a bad new file is logged and the current material kept. */
-  reload(): Promise<void>;
-  /** Lines for the agent to print at start. */
-  describe(): string[];
-  close(): void;
-}
-
-/** A certificate the agent cannot start with; the message names the file and the fix. */
-export class TlsSetupError extends Error {
-  override name = 'TlsSetupError';
-}
+export { TlsSetupError, type CertificateSource } from './source.js';
 
 export interface CertificateSourceOptions {
   /** Clock for expiry decisions (tests move it forward). */
@@ -35,6 +18,10 @@ export interface CertificateSourceOptions {
   renewalCheckMs?: number;
   /** Quiet time after a file change before the files are read; default 500 ms. */
   watchDebounceMs?: number;
+  /** Mode "acme" with challenge "http-01": who serves the key authorizations where the CA fetches them. */
+  http01?: Http01Responder;
+  /** Mode "acme": shorter waits for tests. */
+  acme?: AcmeTiming;
 }
 
 const DAILY_MS = 86_400_000;
@@ -42,44 +29,10 @@ const DAILY_MS = 86_400_000;
 export async function openCertificateSource(tls: TlsConfig, logger: Logger, options: CertificateSourceOptions = {}): Promise<CertificateSource> {
   const now = options.now ?? (() => new Date());
   const log = logger.child({ component: 'tls' });
-  return tls.mode === 'selfsigned'
-    ? SelfSignedSource.open(tls, log, now, options.renewalCheckMs ?? DAILY_MS)
-    : FileSource.open(tls, log, now, options.watchDebounceMs ?? 500);
-}
-
-abstract class BaseSource extends EventEmitter<{ change: [] }> implements CertificateSource {
-  private queue: Promise<void> = Promise.resolve();
-
-  protected constructor(protected loaded: LoadedCertificate, protected readonly log: Logger) {
-    super();
-  }
-
-  current(): TlsMaterial {
-    return this.loaded.material;
-  }
-
-  leafFingerprint256(): string {
-    return this.loaded.leaf.fingerprint256;
-  }
-
-  /** Serialised: a SIGHUP arriving during a timer or watch triggered reload waits its turn. */
-  reload(): Promise<void> {
-    this.queue = this.queue.then(() => this.refresh()).catch((error: Error) => {
-      this.log.error({ err: error }, `TLS certificate not reloaded, still serving the previous one: ${error.message}`);
-    });
-    return this.queue;
-  }
-
-  protected abstract refresh(): Promise<void>;
-  abstract describe(): string[];
-  abstract close(): void;
-
-  protected replace(next: LoadedCertificate): void {
-    const previous = this.loaded.material;
-    if (next.material.cert === previous.cert && next.material.key === previous.key) return;
-    this.loaded = next;
-    this.log.info({ subject: next.leaf.subject, validTo: next.leaf.validTo, fingerprint256: next.leaf.fingerprint256 }, 'TLS certificate replaced');
-    this.emit('change');
+  switch (tls.mode) {
+    case 'selfsigned': return SelfSignedSource.open(tls, log, now, options.renewalCheckMs ?? DAILY_MS);
+    case 'files': return FileSource.open(tls, log, now, options.watchDebounceMs ?? 500);
+    case 'acme': return AcmeSource.open(tls, log, { now, http01: options.http01, timing: options.acme });
   }
 }
 
@@ -119,6 +72,10 @@ class SelfSignedSource extends BaseSource {
       `Trust this CA once on your phone: ${paths.caCert}`,
       `CA SHA-256 fingerprint: ${ca.fingerprint256}`,
     ];
+  }
+
+  info(): CertificateInfo {
+    return certificateInfo(this.state.leaf, plannedRenewal('selfsigned', this.state.leaf));
   }
 
   close(): void {
@@ -182,11 +139,11 @@ class FileSource extends BaseSource {
     ];
   }
 
+  info(): CertificateInfo {
+    return certificateInfo(this.loaded.leaf);
+  }
+
   close(): void {
     this.watch?.close();
   }
-}
-
-function day(certificate: X509Certificate): string {
-  return certificateValidity(certificate).notAfter.toISOString().slice(0, 10);
 }

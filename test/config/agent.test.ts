@@ -96,7 +96,7 @@ headers = "soon"
     /^\/etc\/homeport\/agent\.toml: agent\.name "my home" must be lower-case letters, digits and dashes/,
     /^\/etc\/homeport\/agent\.toml: agent\.listen .*port 99999 is outside 0-65535/,
     /agent\.colour is not a known key; known keys here: name, listen, stateDir/,
-    /tls\.mode "acme2" is not one of "selfsigned", "files"/,
+    /tls\.mode "acme2" is not one of "selfsigned", "files", "acme"/,
     /tls\.hostnames\[1\] "bad host" is not a host name or IP address/,
     /whitelist\.allow\[2\] "10\.0\.0\.300\/8" /,
     /whitelist\.allow\[3\] "127\.1" /,

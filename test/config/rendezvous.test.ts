@@ -116,7 +116,7 @@ probeInterval = "0"
 redirectAllow = ["10.0.0.300/8", "010.0.0.1", "2001:db8::/129", "127.1"]
 colour = "blue"
 [tls]
-mode = "acme"
+mode = "letsencrypt"
 [[agent]]
 name = "Home"
 secret = "short"
@@ -142,7 +142,7 @@ level = "loud"
     /rendezvous\.redirectAllow\[1\] "010\.0\.0\.1" is not an IP or CIDR: octet "010" has a leading zero, .*; write octets without leading zeros$/,
     /rendezvous\.redirectAllow\[2\] "2001:db8::\/129" has prefix \/129, but an IPv6 prefix is \/0 to \/128$/,
     /rendezvous\.redirectAllow\[3\] "127\.1" is not an IP or CIDR: 2 parts where IPv4 has 4; write all four octets/,
-    /tls\.mode "acme" is not one of "selfsigned", "files"/,
+    /tls\.mode "letsencrypt" is not one of "selfsigned", "files", "acme"/,
     /agent\[0\]\.name "Home" must be lower-case letters/,
     /agent\[0\]\.secret is too short \(5 characters\); use at least 16/,
     /agent\[1\]\.secret is missing; add secret = /,
