@@ -8,6 +8,8 @@ export interface PropagationOptions {
   timeoutMs: number;
   /** "ip:port" servers to ask instead of the zone's authoritative ones. */
   nameservers?: string[];
+  /** "ip:port" resolvers that find the zone's NS records; default the system's. */
+  resolvers?: string[];
   pollMs?: number;
 }
 
@@ -18,7 +20,7 @@ export interface PropagationOptions {
  */
 export async function waitForTxt(record: DnsRecord, options: PropagationOptions): Promise<Result<void>> {
   const deadline = Date.now() + options.timeoutMs;
-  const servers = options.nameservers ?? await authoritativeServers(record.name).catch((error: Error) => error);
+  const servers = options.nameservers ?? await authoritativeServers(record.name, options.resolvers).catch((error: Error) => error);
   if (servers instanceof Error) return err(`cannot find the authoritative DNS servers of ${record.name}: ${servers.message}`);
   let missing = servers;
   for (;;) {
@@ -50,9 +52,10 @@ async function hasValue(server: string, record: DnsRecord): Promise<boolean> {
  * NS records (the zone apex). These lookups may go through the system's resolver: NS records change
  * rarely and a cached answer is fine; only the TXT record itself must come from the source.
  */
-export async function authoritativeServers(name: string): Promise<string[]> {
+export async function authoritativeServers(name: string, resolvers?: string[]): Promise<string[]> {
   const labels = name.replace(/\.$/, '').split('.');
   const system = new Resolver({ timeout: 3000, tries: 2 });
+  if (resolvers) system.setServers(resolvers);
   for (let index = 0; index < labels.length - 1; index += 1) {
     const zone = labels.slice(index).join('.');
     const hosts = await system.resolveNs(zone).catch(() => [] as string[]);
