@@ -24,6 +24,7 @@ import { waitFor } from './helpers/wait.js';
  */
 
 const HOST = 'home.example.com';
+const RV_HOST = 'rv.example.com';
 const TOKEN = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
 const KEY_AUTH = `${TOKEN}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`;
 const run = promisify(execFile);
@@ -94,7 +95,7 @@ describe('HTTP-01 through the rendezvous (loopback)', { skip: missingTool('curl'
   });
 });
 
-describe('Pebble issues the agent a certificate by HTTP-01 through the rendezvous (loopback only)', { skip: pebbleMissing() ?? missingTool('curl') }, () => {
+describe('Pebble issues the agent and the rendezvous certificates by HTTP-01 on the rendezvous\'s acmeHttp (loopback only)', { skip: pebbleMissing() ?? missingTool('curl') }, () => {
   let pebble: Pebble;
   let pair: Pair;
   let upstream: Server;
@@ -109,6 +110,7 @@ describe('Pebble issues the agent a certificate by HTTP-01 through the rendezvou
       prefix: 'hp-http01-pebble-',
       rendezvousLines: `acmeHttp = "127.0.0.1:${acmeHttpPort}"`,
       agentEntryLines: `acmeHostnames = ["${HOST}"]`,
+      rendezvousTls: `mode = "acme"\n[tls.acme]\ndirectory = "${pebble.directory}"\nhostnames = ["${RV_HOST}"]\nchallenge = "http-01"\ndirectoryCa = "${pebble.listenerCaFile}"\n`,
       agent: {
         target: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
         tls: `mode = "acme"\n[tls.acme]\ndirectory = "${pebble.directory}"\nhostnames = ["${HOST}"]\nchallenge = "http-01"\ndirectoryCa = "${pebble.listenerCaFile}"\n`,
@@ -129,5 +131,14 @@ describe('Pebble issues the agent a certificate by HTTP-01 through the rendezvou
     assert.equal(stdout, 'hello from home\n');
     assert.deepEqual(certificates.info().names, [HOST]);
     assert.ok(pair.rendezvousLogs.some((line) => line.msg === 'http-01 challenge answered' && line.hostname === HOST), 'Pebble asked the rendezvous');
+  });
+
+  test('the rendezvous gets its own certificate the same way; its HTTPS port verifies with curl', { timeout: 60_000 }, async () => {
+    const certificates = pair.rendezvous.certificates;
+    await waitFor('the rendezvous\'s certificate from Pebble', () => /Pebble/.test(certificates.info().issuer), 45_000);
+    const port = pair.rendezvous.httpPort;
+    const { stdout } = await run('curl', ['-fsS', '--cacert', pebble.rootFile, '--resolve', `${RV_HOST}:${port}:127.0.0.1`, `https://${RV_HOST}:${port}/healthz`]);
+    assert.equal(stdout, 'ok\n');
+    assert.ok(pair.rendezvousLogs.some((line) => line.msg === 'http-01 challenge answered' && line.hostname === RV_HOST));
   });
 });

@@ -32,6 +32,8 @@ export interface LoopbackOptions {
   agentEntryLines?: string;
   /** Lines added to the rendezvous's [rendezvous] section, e.g. acmeHttp. */
   rendezvousLines?: string;
+  /** The rendezvous's [tls] section, as TOML lines (and its sub-tables); default none (self-signed). */
+  rendezvousTls?: string;
 }
 
 export interface LoopbackConfigs {
@@ -54,7 +56,7 @@ export interface LoopbackPair extends LoopbackConfigs {
   stop(): Promise<void>;
 }
 
-function rendezvousToml(ports: LoopbackConfigs['ports'], agentEntryLines = '', rendezvousLines = ''): string {
+function rendezvousToml(ports: LoopbackConfigs['ports'], { agentEntryLines = '', rendezvousLines = '', rendezvousTls }: LoopbackOptions): string {
   return `
 [rendezvous]
 control = "127.0.0.1:${ports.control}"
@@ -67,7 +69,7 @@ listen = "127.0.0.1:0"
 [[agent]]
 name = "home"
 secret = "${LOOPBACK_SECRET}"
-${agentEntryLines}`;
+${agentEntryLines}${rendezvousTls ? `\n[tls]\n${rendezvousTls}` : ''}`;
 }
 
 function agentToml(ports: LoopbackConfigs['ports'], options: LoopbackAgentOptions): string {
@@ -106,7 +108,7 @@ export async function writeLoopbackConfigs(options: LoopbackOptions = {}): Promi
   const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'hp-loopback-'));
   const ports = { control: await freePort(), http: await freePort() };
   const rendezvousConfig = join(dir, 'rendezvous.toml');
-  await writeFile(rendezvousConfig, rendezvousToml(ports, options.agentEntryLines, options.rendezvousLines));
+  await writeFile(rendezvousConfig, rendezvousToml(ports, options));
   const agentConfig = await writeAgentConfig({ dir, ports }, 'agent.toml', options.agent ?? {});
   return { dir, rendezvousConfig, agentConfig, ports, rendezvousState: join(dir, 'rv'), agentState: join(dir, 'agent') };
 }
