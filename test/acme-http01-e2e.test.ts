@@ -130,6 +130,8 @@ describe('Pebble issues the agent and the rendezvous certificates by HTTP-01 on 
     const { stdout } = await run('curl', ['-fsS', '--cacert', pebble.rootFile, '--resolve', `${HOST}:${port}:127.0.0.1`, `https://${HOST}:${port}/`]);
     assert.equal(stdout, 'hello from home\n');
     assert.deepEqual(certificates.info().names, [HOST]);
+    // the new fingerprint is registered, or the reachability check would find the "wrong certificate"
+    await waitFor('the new fingerprint at the rendezvous', () => pair.rendezvous.registry.get('home')?.fingerprint === certificates.leafFingerprint256(), 10_000);
     assert.ok(pair.rendezvousLogs.some((line) => line.msg === 'http-01 challenge answered' && line.hostname === HOST), 'Pebble asked the rendezvous');
   });
 

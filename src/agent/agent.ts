@@ -106,7 +106,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     throw error;
   });
   statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
-  state.certificates.on('change', () => statusFile?.update(true));
+  state.certificates.on('change', () => {
+    statusFile?.update(true);
+    // the rendezvous checks reachability against the fingerprint registered at connect: register the new one
+    link?.reregister('the TLS certificate changed');
+  });
   await statusFile.flush();
   logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
 
