@@ -18,6 +18,8 @@ import { createHttpHandlers } from './http-handler.js';
 import { describeBindError, listenOnLan, type PortHolder } from './lan-listener.js';
 import { Pipeline } from './pipeline.js';
 import { startRendezvousLink, type RendezvousLink } from './rendezvous-link.js';
+import { lateBoundHttp01 } from './acme-responder.js';
+import type { Http01Responder } from '../tls/acme/http01.js';
 import { compileRoutes } from './router.js';
 import { StatusFile, type AgentStatus } from './status.js';
 import { normalizeClientAddress } from '../common/cidr.js';
@@ -57,7 +59,9 @@ interface AgentChain {
 /** Starts the agent: whitelist, certificates, routes, then the port (punched, or plain on the LAN). */
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<RunningAgent> {
   await mkdir(config.agent.stateDir, { recursive: true, mode: 0o700 });
-  const state = await openState(config, logger);
+  // HTTP-01 goes through the rendezvous, whose link starts after the certificate source: bound below
+  const http01 = config.rendezvous ? lateBoundHttp01() : undefined;
+  const state = await openState(config, logger, http01?.responder);
   let link: RendezvousLink | undefined;
   const chain = createChain(config, state, () => link?.rendezvousAddress(), logger);
   let holder: PortHolder;
@@ -88,6 +92,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
         onStatusChange: (urgent) => statusFile?.update(urgent),
         logger,
       });
+      http01?.bind(link.http01);
     } else {
       holder = await listenOnLan(config.agent.listen, onConnection, logger);
     }
@@ -101,7 +106,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
     throw error;
   });
   statusFile = new StatusFile(join(config.agent.stateDir, 'status.json'), status);
-  state.certificates.on('change', () => statusFile?.update(true));
+  state.certificates.on('change', () => {
+    statusFile?.update(true);
+    // the rendezvous checks reachability against the fingerprint registered at connect: register the new one
+    link?.reregister('the TLS certificate changed');
+  });
   await statusFile.flush();
   logger.info({ listen: formatHostPort({ host: config.agent.listen.host, port: holder.port }) }, 'agent listening');
 
@@ -129,14 +138,17 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<R
   };
 }
 
-/** The whitelist, the certificates and the admin keys; whatever opened is closed again when a later one fails. */
-async function openState(config: AgentConfig, logger: Logger): Promise<AgentState> {
+/**
+ * The whitelist, the certificates and the admin keys; whatever opened is closed again when a later one
+ * fails. `http01`: where HTTP-01 challenges go, when the agent has a rendezvous.
+ */
+async function openState(config: AgentConfig, logger: Logger, http01: Http01Responder | undefined): Promise<AgentState> {
   const whitelist = await Whitelist.open({
     configEntries: config.whitelist.allow,
     file: join(config.agent.stateDir, 'whitelist.json'),
     logger,
   });
-  const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
+  const certificates = await openCertificateSource(config.tls, logger, http01 ? { http01 } : {}).catch((error: unknown) => {
     whitelist.close();
     return error instanceof TlsSetupError ? refuseToStart(error) : Promise.reject(error);
   });

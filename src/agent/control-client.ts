@@ -6,7 +6,9 @@ import { err, type Result } from '../common/result.js';
 import type { Logger } from '../common/logger.js';
 import type { AgentRendezvousConfig } from '../config/agent-types.js';
 import { FramedConnection } from '../protocol/channel.js';
-import { adminResultParts, PROTOCOL_VERSION, type AdminMessage, type AdminOrder, type Message, type ObservedAddress, type WelcomeMessage } from '../protocol/messages.js';
+import {
+  adminResultParts, PROTOCOL_VERSION, type AcmeChallengeOrder, type AcmeChallengeResultMessage, type AdminMessage, type AdminOrder, type Message, type ObservedAddress, type WelcomeMessage,
+} from '../protocol/messages.js';
 import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac } from '../protocol/session.js';
 import { randomNonce } from '../common/nonce.js';
 import type { AdminAnswer } from '../admin/api-types.js';
@@ -39,7 +41,12 @@ interface ControlEvents {
   openWork: [count: number];
   /** A `homeport connect` client at `peer` wants a punched connection; `id` names it on the side connection. */
   punch: [id: string, peer: ObservedAddress];
+  /** The rendezvous's answer to an `acmeChallenge` sent with sendAcmeChallenge. */
+  acmeChallengeResult: [result: AcmeChallengeResult];
 }
+
+/** An `acmeChallengeResult` without its seal. */
+export type AcmeChallengeResult = Omit<AcmeChallengeResultMessage, 'type' | 'seq' | 'mac'>;
 
 /**
  * The agent's side of the control channel: registers with the rendezvous from the punched port, keeps
@@ -83,6 +90,11 @@ export class ControlClient extends EventEmitter<ControlEvents> {
     this.failures = 0;
     if (this.session) this.session.end(`re-register: ${reason}`);
     else this.schedule(0);
+  }
+
+  /** Sends an HTTP-01 challenge request on the current session; false when there is none (the answer comes as 'acmeChallengeResult'). */
+  sendAcmeChallenge(order: AcmeChallengeOrder): boolean {
+    return this.session?.ready === true && this.session.sendAcmeChallenge(order);
   }
 
   async close(): Promise<void> {
@@ -182,6 +194,14 @@ class Session {
     } else if (verified.type === 'admin') void this.answerAdmin(verified);
     else if (verified.type === 'openWork') this.owner.emit('openWork', verified.count);
     else if (verified.type === 'punch') this.owner.emit('punch', verified.id, verified.peer);
+    else if (verified.type === 'acmeChallengeResult') {
+      const { type: _type, seq: _seq, mac: _mac, ...result } = verified;
+      this.owner.emit('acmeChallengeResult', result);
+    }
+  }
+
+  sendAcmeChallenge(order: AcmeChallengeOrder): boolean {
+    return this.connection.send(this.sealed!.seal({ type: 'acmeChallenge', ...order })).ok;
   }
 
   /** Runs the order and sends the answer, in parts, on this same connection (the rendezvous waits on it). */

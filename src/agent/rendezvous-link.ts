@@ -5,6 +5,8 @@ import { formatAddress, formatHostPort } from '../common/address.js';
 import { runAddressHook } from './address-hook.js';
 import { watchAddress } from './address-watch.js';
 import { ControlClient, type ControlClientOptions } from './control-client.js';
+import { RendezvousHttp01Responder } from './acme-responder.js';
+import type { Http01Responder } from '../tls/acme/http01.js';
 import type { PortHolder } from './lan-listener.js';
 import { NatWatch } from './nat-watch.js';
 import { PublicAddressTracker } from './public-address.js';
@@ -24,6 +26,8 @@ export interface RendezvousLink extends PortHolder {
   reregister(reason: string): void;
   /** The rendezvous's address as the current control connection reached it: its reachability checks come from there. */
   rendezvousAddress(): string | undefined;
+  /** HTTP-01 answered by the rendezvous on its acmeHttp port, for the names it lists for this agent. */
+  readonly http01: Http01Responder;
 }
 
 export interface RendezvousLinkOptions {
@@ -62,10 +66,13 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
   const work = new WorkConnections({ ...side, onRelayed: onOtherPath, logger: log });
   control.on('openWork', (count) => work.add(count));
   control.on('punch', createPunchResponder({ ...side, allows, onPunched: onOtherPath, logger: log }));
+  const http01 = new RendezvousHttp01Responder(control);
+  control.on('acmeChallengeResult', (result) => http01.receive(result));
 
   let registeredAt: Date | undefined;
   const nat = new NatWatch({ logger: log, onResult: () => onStatusChange(true) });
   control.on('registered', (observed, stunPort) => {
+    http01.connected();
     registeredAt = new Date();
     log.info({ public: formatAddress(observed), localPort: port.port, stunPort }, 'registered with the rendezvous');
     tracker.observe(observed);
@@ -84,7 +91,10 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
     if (changed) log.info({ reachable: result.reachable, reason: result.reason, path: result.path }, 'reachability check');
     onStatusChange(changed);
   });
-  control.on('disconnected', () => onStatusChange(true));
+  control.on('disconnected', (reason) => {
+    http01.disconnected(reason);
+    onStatusChange(true);
+  });
   tracker.on('change', (previous, current) => {
     if (previous) log.warn({ from: formatAddress(previous), to: formatAddress(current) }, 'public address changed');
     // the first address after a start goes to the hook too: the DDNS record may be stale from before
@@ -131,6 +141,7 @@ export async function startRendezvousLink({ config, onConnection, onOtherPath, a
     }),
     reregister: (reason) => control.reregister(reason),
     rendezvousAddress: () => control.rendezvousAddress,
+    http01,
     async close() {
       schedule.stop();
       stopWatch();

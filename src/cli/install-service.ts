@@ -99,7 +99,9 @@ type ConfigInputs = Pick<ServiceInputs, 'stateDirectory' | 'listenPorts' | 'rere
 async function configInputs(program: ServiceProgram, configPath: string): Promise<ConfigInputs> {
   if (program === 'rendezvous') {
     const { rendezvous } = await loadRendezvousConfig(configPath);
-    return { stateDirectory: rendezvous.stateDir, listenPorts: [rendezvous.control.port, rendezvous.http.port] };
+    // acmeHttp is port 80 in practice: the unit must grant the capability to bind it
+    const acmePort = rendezvous.acmeHttp?.port;
+    return { stateDirectory: rendezvous.stateDir, listenPorts: [rendezvous.control.port, rendezvous.http.port, ...(acmePort ? [acmePort] : [])] };
   }
   const config = await loadAgentConfig(configPath);
   const calendar = config.rendezvous && dailyTimeFromCron(config.rendezvous.reregister);

@@ -1,4 +1,6 @@
 import type { Socket as DatagramSocket } from 'node:dgram';
+import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Server } from 'node:net';
 import { formatHostPort, type ListenAddress } from './address.js';
 
@@ -36,4 +38,13 @@ export function bindFailureText(error: NodeJS.ErrnoException, key: string, addre
     EADDRNOTAVAIL: 'this machine has no such address',
   };
   return `${key} ${formatHostPort(address)} cannot be bound: ${hints[error.code ?? ''] ?? error.message}`;
+}
+
+/** Closes an HTTP(S) server now: idle keep-alive connections would hold close() up for seconds. */
+export function closeHttpServer(server: HttpServer | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

@@ -15,6 +15,8 @@ export interface RendezvousAgentEntry {
   mode: AgentMode;
   /** The agent's relay; absent when the agent has none (mode is then "direct"). */
   relay?: RelaySettings;
+  /** Lower-cased DNS names this agent may answer HTTP-01 for through the rendezvous; absent when none. */
+  acmeHostnames?: string[];
 }
 
 /** One agent's relay port on the rendezvous: user TLS bytes pass through it to the agent's work connections. */
@@ -35,6 +37,8 @@ export interface RendezvousSettings {
   control: ListenAddress;
   /** Where users are redirected (HTTPS). */
   http: ListenAddress;
+  /** Plain HTTP answering only /.well-known/acme-challenge/<token> (HTTP-01); absent when off. */
+  acmeHttp?: ListenAddress;
   stateDir: string;
   /** The heartbeat the server expects; an agent silent for 2 heartbeats (plus a grace) is dead. */
   heartbeatMs: number;

@@ -8,6 +8,7 @@ import { checkSecret, LOG_LEVELS, parseTomlTable, readAdminTtls, readConfigText,
 import { TableReader } from './fields.js';
 import { Problems } from './problems.js';
 import { readStun } from './rendezvous-stun.js';
+import { acmeNameClaims, checkAcmeListener, readAcmeHostnames, type AcmeNameClaims } from './rendezvous-acme.js';
 import {
   AGENT_MODES, MAX_RELAY_POOL, RELAY_DEFAULTS, RENDEZVOUS_DEFAULTS, type RelaySettings, type StunSettings, type RendezvousAdminSettings, type RendezvousAgentEntry, type RendezvousConfig, type RendezvousSettings,
 } from './rendezvous-types.js';
@@ -29,9 +30,10 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
 
   const settings = readSettings(root.child('rendezvous'), baseDir);
   const tls = readTls(root.child('tls'), baseDir, settings.stateDir);
-  const agents = readAgents(root.children('agent'), env, problems);
+  const agents = readAgents(root.children('agent'), env, problems, acmeNameClaims(tls));
   const stun = readStun(root.child('stun'));
   checkPortClashes(agents, settings, stun, problems);
+  checkAcmeListener(settings, tls, agents, problems);
   const admin = readAdmin(root.child('admin'));
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
@@ -42,9 +44,10 @@ export function parseRendezvousConfig(text: string, file: string, env: NodeJS.Pr
 }
 
 function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
-  table.rejectUnknown(['control', 'http', 'stateDir', 'heartbeat', 'probeInterval', 'probeTimeout', 'redirectAllow', 'publicHost']);
+  table.rejectUnknown(['control', 'http', 'acmeHttp', 'stateDir', 'heartbeat', 'probeInterval', 'probeTimeout', 'redirectAllow', 'publicHost']);
   const control = readListen(table, 'control', RENDEZVOUS_DEFAULTS.control);
   const http = readListen(table, 'http', RENDEZVOUS_DEFAULTS.http);
+  const acmeHttp = table.table.acmeHttp === undefined ? undefined : readListen(table, 'acmeHttp');
   if (sameListener(control, http)) {
     table.problems.add(table.key('http'), `uses the same address as ${table.key('control')}; give them different ports`);
   }
@@ -60,6 +63,7 @@ function readSettings(table: TableReader, baseDir: string): RendezvousSettings {
     ...(publicHost !== undefined ? { publicHost } : {}),
     control,
     http,
+    ...(acmeHttp !== undefined ? { acmeHttp } : {}),
     stateDir: resolve(baseDir, table.string('stateDir', './state') ?? './state'),
     heartbeatMs: readHeartbeat(table, RENDEZVOUS_DEFAULTS.heartbeatMs),
     probeIntervalMs: table.duration('probeInterval', RENDEZVOUS_DEFAULTS.probeIntervalMs),
@@ -74,8 +78,10 @@ function readAdmin(table: TableReader): RendezvousAdminSettings {
   return readAdminTtls(table);
 }
 
-function readListen(table: TableReader, name: string, fallback: string): ListenAddress {
-  const text = table.string(name, fallback) ?? fallback;
+/** A listen address; after a problem, a stand-in (port 0 clashes with nothing) so the other checks still run. */
+function readListen(table: TableReader, name: string, fallback?: string): ListenAddress {
+  const text = table.string(name, fallback);
+  if (text === undefined) return { host: '0.0.0.0', port: 0 };
   const parsed = parseHostPort(text, { allowPortZero: true });
   if (parsed.ok) return parsed.value;
   table.problems.add(table.key(name), parsed.error);
@@ -83,14 +89,14 @@ function readListen(table: TableReader, name: string, fallback: string): ListenA
 }
 
 /** The same [tls] table as the agent's: the rendezvous serves HTTPS from the same certificate sources. */
-function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Problems): RendezvousAgentEntry[] {
+function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Problems, acmeClaims: AcmeNameClaims): RendezvousAgentEntry[] {
   if (tables.length === 0) {
     problems.add('agent', 'is missing; add at least one [[agent]] with name and secret (or secretEnv)');
   }
   const seen = new Set<string>();
   const agents: RendezvousAgentEntry[] = [];
   for (const table of tables) {
-    table.rejectUnknown(['name', 'secret', 'secretEnv', 'mode', 'relay', 'relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool']);
+    table.rejectUnknown(['name', 'secret', 'secretEnv', 'mode', 'relay', 'relayMaxConnections', 'relayRate', 'relayIdle', 'relayPool', 'acmeHostnames']);
     const name = table.string('name');
     if (name !== undefined && !AGENT_NAME_PATTERN.test(name)) {
       problems.add(table.key('name'), `"${name}" must be lower-case letters, digits and dashes, at most 63 (it appears in URLs)`);
@@ -102,7 +108,8 @@ function readAgents(tables: TableReader[], env: NodeJS.ProcessEnv, problems: Pro
     const relay = readRelay(table);
     const mode = table.oneOf('mode', AGENT_MODES, relay ? 'auto' : 'direct');
     if (mode === 'relay' && !relay) problems.add(table.key('mode'), '"relay" needs a relay port; add relay = "0.0.0.0:9443" to this [[agent]]');
-    if (name !== undefined && secret !== undefined && mode !== undefined) agents.push({ name, secret, mode, ...(relay ? { relay } : {}) });
+    const acmeHostnames = readAcmeHostnames(table, acmeClaims);
+    if (name !== undefined && secret !== undefined && mode !== undefined) agents.push({ name, secret, mode, ...(relay ? { relay } : {}), ...(acmeHostnames ? { acmeHostnames } : {}) });
   }
   return agents;
 }
@@ -117,6 +124,7 @@ function checkPortClashes(agents: readonly RendezvousAgentEntry[], settings: Ren
   const listeners: { key: string; listen: ListenAddress }[] = [
     { key: 'rendezvous.control', listen: settings.control },
     { key: 'rendezvous.http', listen: settings.http },
+    ...(settings.acmeHttp ? [{ key: 'rendezvous.acmeHttp', listen: settings.acmeHttp }] : []),
     ...(stun ? [{ key: 'stun.listen', listen: stun.listen }] : []),
     ...(stun?.alternate ? [{ key: 'stun.alternate', listen: stun.alternate }] : []),
     ...agents.flatMap((agent, index) => (agent.relay ? [{ key: `agent[${index}].relay`, listen: agent.relay.listen }] : [])),

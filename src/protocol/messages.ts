@@ -11,8 +11,8 @@ import { err, ok, type Result } from '../common/result.js';
  * Pure: `parseMessage` validates a decoded frame and returns a fresh object holding only the known fields.
  *
  * Handshake: agent `hello` → server `challenge` → agent `auth` → server `welcome`; after that every frame
- * in both directions is sealed by session.ts (`ping`, `pong`, `probe`, `admin`, `adminResult`, and `error`
- * with seq + mac).
+ * in both directions is sealed by session.ts (`ping`, `pong`, `probe`, `admin`, `adminResult`, `openWork`,
+ * `punch`, `acmeChallenge`, `acmeChallengeResult`, and `error` with seq + mac).
  *
  * Admin: the server forwards an admin API operation it has already authenticated (a signed request to
  * `/api/agents/<name>/...`) as `admin` with a request id; the agent applies it to its whitelist and answers
@@ -41,6 +41,10 @@ import { err, ok, type Result } from '../common/result.js';
  *   sends the agent a sealed `punch` naming the client's mapped address; the agent dials a side connection
  *   (`workHello` with that punch id) from a fresh port, whose mapped address the server returns to the
  *   client in `route.peer`; then both connect to each other at once (TCP simultaneous open).
+ * ACME HTTP-01 through the rendezvous: the agent asks with sealed `acmeChallenge` (an id, op "set" with the
+ * key authorization or "unset") and the server answers sealed `acmeChallengeResult` with the same id. The
+ * server refuses hostnames not in that agent's `acmeHostnames`, so an agent can answer for its own names
+ * only; the token and key authorization are as RFC 8555 makes them (base64url, `<token>.<thumbprint>`).
  * Also fixed here: nonces are base64url of 16 random bytes (22 characters); `reregister` is
  * left out (the agent reconnects instead); after `welcome` an `error` must be sealed like any other frame.
  */
@@ -69,6 +73,24 @@ export const MAX_ADMIN_TTL_MS = 3650 * 86_400_000;
 export const ADMIN_RESULT_PART_CHARS = 2048;
 /** Longest answer text, all parts together (512 parts): a whitelist of several thousand entries. */
 export const MAX_ADMIN_RESULT_CHARS = 1024 * 1024;
+
+/**
+ * A name an agent may ask the rendezvous to answer HTTP-01 for: a lower-case DNS name of at least two
+ * labels, no wildcard (only dns-01 proves those) and no IP address (the Host header could not carry the
+ * name the CA checks). Callers lower-case first; isAcmeHostname also refuses an IPv4 address, which the
+ * pattern alone would let through.
+ */
+export const ACME_HOSTNAME_PATTERN = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** An ACME token (RFC 8555 8.3): base64url without padding, at least 128 bits; 128 characters is ample. */
+export const ACME_TOKEN_PATTERN = /^[A-Za-z0-9_-]{22,128}$/;
+/** A key authorization: the token, ".", and the base64url SHA-256 thumbprint of the account key (43 characters). */
+export const ACME_KEY_AUTHORIZATION_PATTERN = /^[A-Za-z0-9_-]{22,128}\.[A-Za-z0-9_-]{43}$/;
+export const ACME_CHALLENGE_OPS = ['set', 'unset'] as const;
+export type AcmeChallengeOp = (typeof ACME_CHALLENGE_OPS)[number];
+
+export function isAcmeHostname(text: string): boolean {
+  return ACME_HOSTNAME_PATTERN.test(text) && isIP(text) === 0;
+}
 
 /** The address the server saw the agent's connection come from. */
 export type ObservedAddress = PublicAddress;
@@ -235,6 +257,33 @@ export interface AdminResultMessage {
   more?: true;
 }
 
+/** agent → server, sealed: serve (set) or stop serving (unset) an HTTP-01 key authorization for one of its names. */
+export interface AcmeChallengeMessage {
+  type: 'acmeChallenge';
+  seq: number;
+  mac: string;
+  /** Chosen by the agent, unique on this connection; the answer carries it back. */
+  id: number;
+  op: AcmeChallengeOp;
+  hostname: string;
+  token: string;
+  /** set only: `<token>.<thumbprint>`. */
+  keyAuthorization?: string;
+}
+
+/** An `acmeChallenge` message's content: what the agent asks. */
+export type AcmeChallengeOrder = Omit<AcmeChallengeMessage, 'type' | 'seq' | 'mac'>;
+
+/** server → agent, sealed: the answer to `acmeChallenge` `id`; `error` says why when it was refused. */
+export interface AcmeChallengeResultMessage {
+  type: 'acmeChallengeResult';
+  seq: number;
+  mac: string;
+  id: number;
+  ok: boolean;
+  error?: string;
+}
+
 /** Either way: why the sender is closing. Unsealed only before `welcome`; sealed after it. */
 export interface ErrorMessage {
   type: 'error';
@@ -257,6 +306,8 @@ export type Message =
   | WorkAuthMessage
   | OpenWorkMessage
   | PunchMessage
+  | AcmeChallengeMessage
+  | AcmeChallengeResultMessage
   | ConnectMessage
   | RouteMessage
   | ErrorMessage;
@@ -419,6 +470,23 @@ function adminFieldsProblem(message: Record<string, unknown>): string | undefine
   return extra === undefined ? undefined : `op "${message.op as string}" takes no ${extra}`;
 }
 
+const acmeChallengeOp: Check = (value, field) =>
+  (ACME_CHALLENGE_OPS as readonly unknown[]).includes(value) ? ok(value) : must(field, `one of ${ACME_CHALLENGE_OPS.join(', ')}`, value);
+
+const acmeHostname: Check = (value, field) =>
+  typeof value === 'string' && isAcmeHostname(value) ? ok(value) : must(field, 'a lower-case DNS name such as home.example.com', value);
+
+const acmeToken = matching(ACME_TOKEN_PATTERN, 'an ACME token: 22 to 128 base64url characters');
+const keyAuthorization = matching(ACME_KEY_AUTHORIZATION_PATTERN, 'an ACME key authorization: the token, ".", and a 43-character base64url thumbprint');
+
+/** set carries the key authorization of its own token; unset carries none. */
+function acmeChallengeProblem(message: Record<string, unknown>): string | undefined {
+  const keyAuth = message.keyAuthorization as string | undefined;
+  if (message.op === 'unset') return keyAuth === undefined ? undefined : 'op "unset" takes no keyAuthorization';
+  if (keyAuth === undefined) return 'op "set" needs keyAuthorization';
+  return keyAuth.startsWith(`${message.token as string}.`) ? undefined : 'keyAuthorization must begin with the token and "."';
+}
+
 const SCHEMAS: Record<MessageType, Schema> = {
   hello: { required: { version, agent: agentName, nonce } },
   challenge: { required: { nonce } },
@@ -441,6 +509,16 @@ const SCHEMAS: Record<MessageType, Schema> = {
   adminResult: {
     required: { seq, mac, id: requestId, status: integer(100, 599), body: text(ADMIN_RESULT_PART_CHARS) },
     optional: { more: exactly(true) },
+  },
+  acmeChallenge: {
+    required: { seq, mac, id: requestId, op: acmeChallengeOp, hostname: acmeHostname, token: acmeToken },
+    optional: { keyAuthorization },
+    across: acmeChallengeProblem,
+  },
+  acmeChallengeResult: {
+    required: { seq, mac, id: requestId, ok: boolean },
+    optional: { error: text(MAX_TEXT_CHARS) },
+    across: (message) => ((message.ok === true) === (message.error === undefined) ? undefined : 'error comes with ok: false, and only then'),
   },
   error: {
     required: { message: text(MAX_TEXT_CHARS) },

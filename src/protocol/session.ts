@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { err, ok, type Result } from '../common/result.js';
 import {
+  type AcmeChallengeMessage,
+  type AcmeChallengeResultMessage,
   type AdminMessage,
   type AdminResultMessage,
   type ErrorMessage,
@@ -47,14 +49,16 @@ export type SealedMessage =
   | AdminResultMessage
   | OpenWorkMessage
   | PunchMessage
+  | AcmeChallengeMessage
+  | AcmeChallengeResultMessage
   | (ErrorMessage & { seq: number; mac: string });
 /** A sealed message before sealing: what `SealedChannelState.seal` takes. */
 export type UnsealedMessage = SealedMessage extends infer M ? (M extends SealedMessage ? Omit<M, 'seq' | 'mac'> : never) : never;
 
 /** Which sealed types each role sends; anything else arriving sealed is refused. */
 const SEALED_TYPES_SENT_BY: Record<Role, ReadonlySet<MessageType>> = {
-  agent: new Set(['ping', 'adminResult', 'error']),
-  server: new Set(['pong', 'probe', 'admin', 'openWork', 'punch', 'error']),
+  agent: new Set(['ping', 'adminResult', 'acmeChallenge', 'error']),
+  server: new Set(['pong', 'probe', 'admin', 'openWork', 'punch', 'acmeChallengeResult', 'error']),
 };
 const DIRECTION_OF: Record<Role, string> = { agent: 'a2s', server: 's2a' };
 

@@ -8,7 +8,8 @@ import { normalizeIp } from './addresses.js';
 import { ControlSession, type SessionHost, type SideConnection } from './control-session.js';
 import { listenOn } from '../common/listen.js';
 import { TokenBuckets } from '../common/token-buckets.js';
-import type { AdminOrder, ObservedAddress, PathName } from '../protocol/messages.js';
+import type { AcmeChallengeOrder, AdminOrder, ObservedAddress, PathName } from '../protocol/messages.js';
+import { err, type Result } from '../common/result.js';
 import type { ProbeOutcome, Registry, RegistrationOutcome } from './registry.js';
 import { DEFAULT_ADMIN_TIMEOUT_MS, type AdminReply } from './remote-admin.js';
 
@@ -41,6 +42,8 @@ export interface ControlServerOptions {
   adminTimeoutMs?: number;
   /** The STUN port told in `welcome`, once bound (it is bound before the control port); none when STUN is off. */
   stunPort?: () => number | undefined;
+  /** Carries out an agent's HTTP-01 challenge request; without it every request is refused. */
+  acmeChallenge?: (agent: string, order: AcmeChallengeOrder) => Result<void>;
 }
 
 export interface ControlServerEvents {
@@ -89,6 +92,7 @@ export class ControlServer extends EventEmitter<ControlServerEvents> {
       adminTimeoutMs: options.adminTimeoutMs ?? DEFAULT_ADMIN_TIMEOUT_MS,
       authenticated: (session) => this.authenticated(session),
       heartbeat: (session) => options.registry.heartbeat(session.agent!),
+      acmeChallenge: (session, order) => options.acmeChallenge?.(session.agent!, order) ?? err('this rendezvous does not answer HTTP-01 challenges'),
       handshakeFailed: (session, why) => this.handshakeFailed(session, why),
       ended: (session, failure) => this.ended(session, failure),
       detached: (session, side) => {

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { FramedConnection } from '../protocol/channel.js';
 import type { Duplex } from 'node:stream';
-import type { AdminOrder, AuthMessage, ConnectMessage, HelloMessage, Message, ObservedAddress, PathName, WorkAuthMessage, WorkHelloMessage } from '../protocol/messages.js';
+import { MAX_TEXT_CHARS, type AcmeChallengeMessage, type AcmeChallengeOrder, type AdminOrder, type AuthMessage, type ConnectMessage, type HelloMessage, type Message, type ObservedAddress, type PathName, type WorkAuthMessage, type WorkHelloMessage } from '../protocol/messages.js';
+import type { Result } from '../common/result.js';
 import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type AuthClaims } from '../protocol/session.js';
 import { randomNonce } from '../common/nonce.js';
 import { normalizeIp } from './addresses.js';
@@ -21,6 +22,8 @@ export interface SessionHost {
   authenticated(session: ControlSession): void;
   /** A valid sealed ping arrived (the pong is sent already). */
   heartbeat(session: ControlSession): void;
+  /** The authenticated agent asks to set or unset an HTTP-01 challenge; the session sends the answer. */
+  acmeChallenge(session: ControlSession, order: AcmeChallengeOrder): Result<void>;
   /** The handshake failed (reported at once, before the connection is gone, so a fast retry is counted). */
   handshakeFailed(session: ControlSession, why: string): void;
   /** The connection is gone; `failure` says why when it was not an orderly end. */
@@ -227,9 +230,18 @@ export class ControlSession {
       this.host.heartbeat(this);
     } else if (opened.value.type === 'adminResult') {
       this.admin?.receive(opened.value);
+    } else if (opened.value.type === 'acmeChallenge') {
+      this.answerAcmeChallenge(sealed, opened.value);
     } else if (opened.value.type === 'error') {
       this.close(`the agent closed: ${opened.value.message}`);
     }
+  }
+
+  /** Answers on this connection, with the same id; a long reason is cut to what the agent's parser takes. */
+  private answerAcmeChallenge(sealed: SealedChannelState, { type: _type, seq: _seq, mac: _mac, ...order }: AcmeChallengeMessage): void {
+    const result = this.host.acmeChallenge(this, order);
+    const answer = result.ok ? { ok: true } : { ok: false, error: result.error.slice(0, MAX_TEXT_CHARS) };
+    this.connection.send(sealed.seal({ type: 'acmeChallengeResult', id: order.id, ...answer }));
   }
 
   /** Handshake failures: one generic error frame, then close. */

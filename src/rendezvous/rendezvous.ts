@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import type { Server } from 'node:https';
 import { join } from 'node:path';
 import { KeyStore, keyStorePath } from '../admin/key-store.js';
 import type { Logger } from '../common/logger.js';
@@ -10,8 +9,8 @@ import type { Socket } from 'node:net';
 import { openCertificateSource, TlsSetupError, type CertificateSource } from '../tls/certificates.js';
 import { formatAddress } from '../common/address.js';
 import { AddressAllowList } from './addresses.js';
-import { ControlServer, type ControlLimits } from './control-server.js';
-import { listenOn } from '../common/listen.js';
+import { ControlServer, type ControlLimits, type ControlServerOptions } from './control-server.js';
+import { closeHttpServer, listenOn } from '../common/listen.js';
 import type { ProbeFunction, ProbeResult, ProbeTarget } from './prober.js';
 import { ProbeScheduler } from './probe-scheduler.js';
 import { Registry, type AgentRecord } from './registry.js';
@@ -22,6 +21,9 @@ import { choosePath, type PathChoice, type RelayRoute } from './path.js';
 import { RelayHub } from './relay.js';
 import { StunServer, type StunPorts } from '../nat/stun-server.js';
 import { packageVersion } from '../common/package-version.js';
+import { startAcmeHttp, type AcmeHttp } from './acme-http.js';
+import { AgentChallenges } from './acme-agents.js';
+import { RENDEZVOUS_OWNER, type ChallengeStore } from './acme-challenges.js';
 
 export interface RunningRendezvous {
   /** Ports actually bound (they differ from the config when it asked for port 0). */
@@ -31,6 +33,8 @@ export interface RunningRendezvous {
   readonly relayPorts: ReadonlyMap<string, number>;
   /** The port STUN is answered on (UDP and TCP); undefined when [stun] is off. */
   readonly stunPort: number | undefined;
+  /** The plain-HTTP port answering HTTP-01 challenges; undefined without [rendezvous] acmeHttp. */
+  readonly acmeHttpPort: number | undefined;
   readonly registry: Registry;
   readonly certificates: CertificateSource;
   /** SIGHUP: re-read the certificate files. */
@@ -49,10 +53,15 @@ export interface RendezvousOptions {
   workWaitMs?: number;
 }
 
-/** Starts the rendezvous: registry, certificates, control port for agents, HTTPS port for users, STUN. */
+/** Starts the rendezvous: HTTP-01 port, registry, certificates, control port for agents, HTTPS port for users, STUN. */
 export async function startRendezvous(config: RendezvousConfig, logger: Logger, options: RendezvousOptions = {}): Promise<RunningRendezvous> {
   const settings = config.rendezvous;
-  const { registry, keys, certificates } = await openState(config, logger, options);
+  // bound first: the certificate source may start an HTTP-01 validation as soon as it opens
+  const acme = settings.acmeHttp ? await startAcmeHttp(settings.acmeHttp, logger).catch((error: Error) => Promise.reject(new Error(`${config.file}: ${error.message}`))) : undefined;
+  const { registry, keys, certificates } = await openState(config, logger, options, acme?.store).catch(async (error: unknown) => {
+    await acme?.close();
+    throw error;
+  });
   const stun = createStunServer(config, logger);
   let stunPorts: StunPorts | undefined; // bound before the control port, so every welcome can tell it
   const control = new ControlServer({
@@ -63,6 +72,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     logger,
     ...(options.controlLimits ? { limits: options.controlLimits } : {}),
     ...(options.adminTimeoutMs !== undefined ? { adminTimeoutMs: options.adminTimeoutMs } : {}),
+    ...(acme ? { acmeChallenge: agentChallenges(config, acme, logger) } : {}),
   });
   const allow = new AddressAllowList(settings.redirectAllow);
   const { relays, relayOf, pathFor } = createOtherPaths(config, registry, control, allow, logger, options);
@@ -90,7 +100,7 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
 
   const close = async (): Promise<void> => {
     prober.close();
-    await Promise.all([control.close(), closeWeb(web), relays.close(), stun?.close()]);
+    await Promise.all([control.close(), closeHttpServer(web), relays.close(), stun?.close(), acme?.close()]);
     certificates.close();
     await registry.close();
   };
@@ -110,9 +120,16 @@ export async function startRendezvous(config: RendezvousConfig, logger: Logger, 
     httpPort,
     ...(relayPorts.size > 0 ? { relays: Object.fromEntries(relayPorts) } : {}),
     ...stunLogFields(config, stunPorts),
+    ...(acme && settings.acmeHttp ? { acmeHttp: formatHostPort({ host: settings.acmeHttp.host, port: acme.port }), acmeHttpPort: acme.port } : {}),
     agents: config.agents.length,
   }, 'rendezvous listening');
-  return { controlPort, httpPort, relayPorts, stunPort: stunPorts?.port, registry, certificates, reload: () => certificates.reload(), close };
+  return { controlPort, httpPort, relayPorts, stunPort: stunPorts?.port, acmeHttpPort: acme?.port, registry, certificates, reload: () => certificates.reload(), close };
+}
+
+/** The agents' challenge requests, checked against their acmeHostnames, into the store acmeHttp answers from. */
+function agentChallenges(config: RendezvousConfig, acme: AcmeHttp, logger: Logger): ControlServerOptions['acmeChallenge'] {
+  const challenges = new AgentChallenges(config.agents, acme.store, logger);
+  return (agent, order) => challenges.handle(agent, order);
 }
 
 /** The STUN server of [stun], not yet bound; undefined when it is off. */
@@ -133,8 +150,13 @@ function stunLogFields(config: RendezvousConfig, ports: StunPorts | undefined): 
   };
 }
 
-/** The registry, the admin keys and the certificates: a key file or certificate it cannot trust stops the start (fail closed). */
-async function openState(config: RendezvousConfig, logger: Logger, options: RendezvousOptions): Promise<{ registry: Registry; keys: KeyStore; certificates: CertificateSource }> {
+/**
+ * The registry, the admin keys and the certificates: a key file or certificate it cannot trust stops the
+ * start (fail closed). With acmeHttp, the rendezvous's own HTTP-01 challenges go into `challenges` too.
+ */
+async function openState(
+  config: RendezvousConfig, logger: Logger, options: RendezvousOptions, challenges: ChallengeStore | undefined,
+): Promise<{ registry: Registry; keys: KeyStore; certificates: CertificateSource }> {
   const settings = config.rendezvous;
   await mkdir(settings.stateDir, { recursive: true, mode: 0o700 });
   const registry = await Registry.open({
@@ -146,7 +168,8 @@ async function openState(config: RendezvousConfig, logger: Logger, options: Rend
   const keys = await KeyStore.open(keyStorePath(settings.stateDir), logger).catch((error: Error) => {
     throw new ConfigError([error.message]);
   });
-  const certificates = await openCertificateSource(config.tls, logger).catch((error: unknown) => {
+  const http01 = challenges?.responder(RENDEZVOUS_OWNER);
+  const certificates = await openCertificateSource(config.tls, logger, http01 ? { http01 } : {}).catch((error: unknown) => {
     throw error instanceof TlsSetupError ? new ConfigError([error.message]) : error;
   });
   return { registry, keys, certificates };
@@ -213,12 +236,4 @@ function probeTarget(record: Readonly<AgentRecord>, sourceIp: string | undefined
     ...(record.publicHost !== undefined ? { publicHost: record.publicHost } : {}),
     ...(sourceIp !== undefined ? { sourceIp } : {}),
   };
-}
-
-function closeWeb(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    if (!server.listening) return resolve();
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -38,7 +38,7 @@ test('cert status of a self-signed agent: issuer, names, expiry, next renewal 30
 });
 
 test('cert status of an acme rendezvous: the stored certificate, renewed at two thirds of its life; none yet is exit 1', async () => {
-  const file = await config('rendezvous.toml', `[tls]\nmode = "acme"\ncertDir = "acme-certs"\n[tls.acme]\nhostnames = ["rv.example.com"]\nchallenge = "http-01"\n[[agent]]\nname = "home"\nsecret = "0123456789abcdef0123"\n`);
+  const file = await config('rendezvous.toml', `[rendezvous]\nacmeHttp = "0.0.0.0:80"\n[tls]\nmode = "acme"\ncertDir = "acme-certs"\n[tls.acme]\nhostnames = ["rv.example.com"]\nchallenge = "http-01"\n[[agent]]\nname = "home"\nsecret = "0123456789abcdef0123"\n`);
   const none = await runCli(['cert', 'status', '-c', file]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /^homeport cert: .*acme-cert\.pem does not exist: the CA has not issued a certificate yet \(start the program and check its log\)\n$/);

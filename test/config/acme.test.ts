@@ -75,6 +75,8 @@ test('defaults: Let\'s Encrypt production, dns-01, 5 minutes of propagation; htt
 
 test('the rendezvous reads the same [tls.acme]', () => {
   const config = parseRendezvousConfig(`
+[rendezvous]
+acmeHttp = "0.0.0.0:80"
 [tls]
 mode = "acme"
 [tls.acme]

@@ -20,6 +20,8 @@ export interface LoopbackAgentOptions {
   rendezvousLines?: string;
   /** An [admin] section: the agent's admin API on this port, its rendezvousUrl this rendezvous, plus `lines`. */
   admin?: { port: number; lines?: string };
+  /** The agent's [tls] section, as TOML lines (and its sub-tables); default none (self-signed). */
+  tls?: string;
 }
 
 export interface LoopbackOptions {
@@ -28,6 +30,10 @@ export interface LoopbackOptions {
   agent?: LoopbackAgentOptions;
   /** Lines added to the rendezvous's [[agent]] entry for "home", e.g. a relay port. */
   agentEntryLines?: string;
+  /** Lines added to the rendezvous's [rendezvous] section, e.g. acmeHttp. */
+  rendezvousLines?: string;
+  /** The rendezvous's [tls] section, as TOML lines (and its sub-tables); default none (self-signed). */
+  rendezvousTls?: string;
 }
 
 export interface LoopbackConfigs {
@@ -50,19 +56,20 @@ export interface LoopbackPair extends LoopbackConfigs {
   stop(): Promise<void>;
 }
 
-function rendezvousToml(ports: LoopbackConfigs['ports'], agentEntryLines = ''): string {
+function rendezvousToml(ports: LoopbackConfigs['ports'], { agentEntryLines = '', rendezvousLines = '', rendezvousTls }: LoopbackOptions): string {
   return `
 [rendezvous]
 control = "127.0.0.1:${ports.control}"
 http = "127.0.0.1:${ports.http}"
 stateDir = "./rv"
 heartbeat = "1s"
+${rendezvousLines}
 [stun]
 listen = "127.0.0.1:0"
 [[agent]]
 name = "home"
 secret = "${LOOPBACK_SECRET}"
-${agentEntryLines}`;
+${agentEntryLines}${rendezvousTls ? `\n[tls]\n${rendezvousTls}` : ''}`;
 }
 
 function agentToml(ports: LoopbackConfigs['ports'], options: LoopbackAgentOptions): string {
@@ -84,7 +91,9 @@ target = "${options.target ?? 'http://127.0.0.1:9'}"
 server = "127.0.0.1:${ports.control}"
 secret = "${LOOPBACK_SECRET}"
 heartbeat = "1s"
-${options.rendezvousLines ?? ''}${admin ?? ''}`;
+${options.rendezvousLines ?? ''}${admin ?? ''}${options.tls ? `
+[tls]
+${options.tls}` : ''}`;
 }
 
 /** Writes another agent config for the same rendezvous, next to the pair's own, e.g. with other [admin] lines. */
@@ -99,7 +108,7 @@ export async function writeLoopbackConfigs(options: LoopbackOptions = {}): Promi
   const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'hp-loopback-'));
   const ports = { control: await freePort(), http: await freePort() };
   const rendezvousConfig = join(dir, 'rendezvous.toml');
-  await writeFile(rendezvousConfig, rendezvousToml(ports, options.agentEntryLines));
+  await writeFile(rendezvousConfig, rendezvousToml(ports, options));
   const agentConfig = await writeAgentConfig({ dir, ports }, 'agent.toml', options.agent ?? {});
   return { dir, rendezvousConfig, agentConfig, ports, rendezvousState: join(dir, 'rv'), agentState: join(dir, 'agent') };
 }

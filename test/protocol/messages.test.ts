@@ -33,6 +33,8 @@ const VALID: Message[] = [
   { type: 'punch', seq: 8, mac: MAC, id: 'etfnKdvR-rrQX5BpZ3ZZBA', peer: { ip: '192.0.2.2', port: 20001 } },
   { type: 'connect', version: 1, agent: 'home-1', punch: true },
   { type: 'route', observed: { ip: '192.0.2.2', port: 20001 }, direct: { ip: '198.51.100.2', port: 20002 }, relayPort: 9443, peer: { ip: '198.51.100.2', port: 20003 }, reason: 'punched port unreachable' },
+  { type: 'acmeChallenge', seq: 9, mac: MAC, id: 1, op: 'set', hostname: 'home.example.com', token: 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0', keyAuthorization: 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI' },
+  { type: 'acmeChallengeResult', seq: 10, mac: MAC, id: 1, ok: false, error: 'home.example.com is not in this agent\'s acmeHostnames' },
   { type: 'error', message: 'authentication failed', seq: 3, mac: MAC },
 ];
 

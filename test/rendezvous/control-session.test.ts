@@ -4,7 +4,8 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, test } from 'node:test';
 import { randomNonce } from '../../src/common/nonce.js';
 import { FramedConnection } from '../../src/protocol/channel.js';
-import { adminResultParts, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
+import { adminResultParts, MAX_TEXT_CHARS, PROTOCOL_VERSION, type AcmeChallengeOrder, type Message } from '../../src/protocol/messages.js';
+import { err, ok } from '../../src/common/result.js';
 import { authMac, macEquals, SealedChannelState, sessionKey, welcomeMac, workKey, workMac, type SealedMessage } from '../../src/protocol/session.js';
 import { encodeFrame } from '../../src/protocol/framing.js';
 import { normalizeIp } from '../../src/rendezvous/addresses.js';
@@ -27,11 +28,12 @@ interface HostLog {
   ended: Array<string | undefined>;
   /** Side connections let go of: their kind, agent and (for work) key. */
   detached: SideConnection[];
+  acme: { agent: string; order: AcmeChallengeOrder }[];
 }
 
 let server: Server;
 const sessions: ControlSession[] = [];
-const log: HostLog = { authenticated: [], heartbeats: 0, handshakeFailed: [], ended: [], detached: [] };
+const log: HostLog = { authenticated: [], heartbeats: 0, handshakeFailed: [], ended: [], detached: [], acme: [] };
 const host: SessionHost = {
   secretOf: (agent) => (agent === 'home' ? SECRET : undefined),
   heartbeatMs: HEARTBEAT_MS,
@@ -40,6 +42,10 @@ const host: SessionHost = {
   adminTimeoutMs: 2_000,
   authenticated: (session) => void log.authenticated.push(session.agent!),
   heartbeat: () => void log.heartbeats++,
+  acmeChallenge: (session, order) => {
+    log.acme.push({ agent: session.agent!, order });
+    return order.hostname === 'home.example.com' ? ok(undefined) : err(`${order.hostname} is refused, and this reason runs on: ${'x'.repeat(300)}`);
+  },
   handshakeFailed: (_session, why) => void log.handshakeFailed.push(why),
   ended: (_session, failure) => void log.ended.push(failure),
   detached: (_session, side) => {
@@ -157,6 +163,28 @@ test('an admin request reaches the agent sealed and resolves with its answer; wi
   const reply = await latest().requestAdmin({ op: 'list' });
   assert.deepEqual(reply, { ok: false, status: 503, error: 'the agent is not connected to the rendezvous' });
   unauthenticated.connection.close();
+});
+
+test('an acmeChallenge goes to the host with the agent\'s name and is answered with its id; a long reason is cut to fit', async () => {
+  const agent = await Agent.handshake('home', SECRET);
+  try {
+    const token = 'a'.repeat(43);
+    const set = { id: 7, op: 'set' as const, hostname: 'home.example.com', token, keyAuthorization: `${token}.${'b'.repeat(43)}` };
+    agent.send({ type: 'acmeChallenge', ...set });
+    agent.send({ type: 'acmeChallenge', id: 8, op: 'unset', hostname: 'other.example.com', token });
+    const results = await waitFor('both answers', () => {
+      const answers = agent.sealedReceived.filter((message) => message.type === 'acmeChallengeResult');
+      return answers.length === 2 ? answers : undefined;
+    });
+    assert.deepEqual(log.acme.slice(-2), [{ agent: 'home', order: set }, { agent: 'home', order: { id: 8, op: 'unset', hostname: 'other.example.com', token } }]);
+    assert.deepEqual(results.map(({ seq: _seq, mac: _mac, ...rest }) => rest), [
+      { type: 'acmeChallengeResult', id: 7, ok: true },
+      { type: 'acmeChallengeResult', id: 8, ok: false, error: `other.example.com is refused, and this reason runs on: ${'x'.repeat(300)}`.slice(0, MAX_TEXT_CHARS) },
+    ]);
+    assert.equal(agent.closed, false, 'the agent accepted both answers');
+  } finally {
+    agent.connection.close();
+  }
 });
 
 test('a probe result reaches the agent once; the same verdict again only after PROBE_REPEAT_MS', async () => {
