@@ -39,9 +39,10 @@ export interface HoldReport {
   attempted: number;
   /** Open when every attempt had settled (connected, and not closed by the agent within the grace). */
   open: number;
+  /** Reset or closed by the agent (a reset at accept may reach the client before its connect completes). */
   closedByAgent: number;
-  /** Could not connect at all (the kernel's backlog or the source's ports ran out). */
-  failed: number;
+  /** Failed otherwise (the kernel's backlog or the source's ports ran out), by error code. */
+  failed: Record<string, number>;
   /** TLS handshakes completed (with tls). */
   secured: number;
 }
@@ -156,16 +157,15 @@ function tlsOptions(options: { host: string; port: number; localAddress: string 
 const HOLD_GRACE_MS = 500;
 
 async function holdJob(job: Extract<FloodJob, { kind: 'hold' }>, held: Set<Socket>): Promise<HoldReport> {
-  const report: HoldReport = { attempted: 0, open: 0, closedByAgent: 0, failed: 0, secured: 0 };
+  const report: HoldReport = { attempted: 0, open: 0, closedByAgent: 0, failed: {}, secured: 0 };
   const count = job.perSource * job.sources.length;
   await pool(count, job.concurrency, (index) => new Promise<void>((settled) => {
     report.attempted++;
     const options = { host: '127.0.0.1', port: job.port, localAddress: job.sources[index % job.sources.length] };
     const socket: Socket = job.tls ? connectTls(tlsOptions(options)) : connectTcp(options);
-    let connected = false;
-    socket.on('error', () => undefined);
+    let error: string | undefined;
+    socket.on('error', (cause: NodeJS.ErrnoException) => { error = cause.code ?? cause.message; });
     socket.once('connect', () => {
-      connected = true;
       held.add(socket);
       if (!job.tls) settled();
     });
@@ -175,8 +175,8 @@ async function holdJob(job: Extract<FloodJob, { kind: 'hold' }>, held: Set<Socke
     });
     socket.once('close', () => {
       held.delete(socket);
-      if (connected) report.closedByAgent++;
-      else report.failed++;
+      if (error === undefined || error === 'ECONNRESET' || error === 'EPIPE') report.closedByAgent++;
+      else report.failed[error] = (report.failed[error] ?? 0) + 1;
       settled(); // a second call of a settled promise's resolve is a no-op
     });
   }));

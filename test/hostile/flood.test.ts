@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { cpuTimeMs, openFds, rssBytes, startCli, stopChild } from '../helpers/cli.js';
+import { fitConnectionsToFdLimit } from '../../src/agent/connection-limits.js';
+import { DEFAULT_LIMITS } from '../../src/config/agent-types.js';
 import { startFlood, type ConnectReport, type HandshakeReport, type HoldReport } from '../helpers/flood-worker.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -29,14 +31,15 @@ const CONNECTS = SOAK ? 20_000 : 2_000;
 const FLOOD_RATE = 1_000;
 /** The open-file limit the second agent runs under, as a service manager with LimitNOFILE=1024 would set. */
 const FD_LIMIT = 1024;
-const PER_ADDRESS_DEFAULT = 256;
+const PER_ADDRESS_DEFAULT = DEFAULT_LIMITS.connectionsPerAddress;
 const ATTACKER = '127.0.1.1';
 const HOLD_PER_ADDRESS = SOAK ? 10_000 : 3_000;
 const HANDSHAKE_FLOOD_MS = SOAK ? 20_000 : 3_000;
 /** Many whitelisted addresses at once, to reach the global cap: 8 × 250 = 2,000 connections. */
 const SPREAD_SOURCES = Array.from({ length: 8 }, (_, i) => `127.0.1.${i + 10}`);
 
-const BLOB = Buffer.alloc(32 * MIB, 0x5a);
+/** Small enough that a download window ends close to its flood's end. */
+const BLOB = Buffer.alloc(8 * MIB, 0x5a);
 const figures: Record<string, unknown> = {};
 
 interface AgentProcess {
@@ -105,17 +108,52 @@ function fetchFrom(agent: AgentProcess, path: string, httpsAgent: HttpsAgent | f
   });
 }
 
-/** Downloads /blob over and over until `busy()` turns false (at least once); bytes per second. */
-async function downloadRate(agent: AgentProcess, busy: () => boolean): Promise<number> {
-  const started = performance.now();
-  let bytes = 0;
-  do {
-    const result = await fetchFrom(agent, '/blob');
-    assert.equal(result.status, 200);
-    bytes += result.bytes;
-  } while (busy());
-  return bytes / ((performance.now() - started) / 1000);
+/** Bytes and seconds of downloads over several windows: the rate of all of them together. */
+class RateMeter {
+  private bytes = 0;
+  private ms = 0;
+
+  /** Downloads /blob over and over until `busy()` turns false (at least once). */
+  async download(agent: AgentProcess, busy: (() => boolean) | { busy(): boolean }): Promise<void> {
+    const more = typeof busy === 'function' ? busy : () => busy.busy();
+    const started = performance.now();
+    do {
+      const result = await fetchFrom(agent, '/blob');
+      assert.equal(result.status, 200);
+      this.bytes += result.bytes;
+    } while (more());
+    this.ms += performance.now() - started;
+  }
+
+  /** Bytes per second. */
+  get rate(): number {
+    return this.bytes / (this.ms / 1000);
+  }
 }
+
+/** The highest of a figure sampled every 50 ms over several windows. */
+class PeakMeter {
+  peak = 0;
+
+  async during(read: () => Promise<number>, work: () => Promise<void>): Promise<void> {
+    const sampler = peakOf(read);
+    await work();
+    this.peak = Math.max(this.peak, await sampler.stop());
+  }
+}
+
+/** `count` connects from the denied sources paced at FLOOD_RATE; busy() until they are done. */
+function whileFlooding(port: number, count: number): { busy(): boolean; report: Promise<ConnectReport> } {
+  const flood = startFlood<ConnectReport>({ kind: 'connect', port, sources: DENIED_SOURCES, count, concurrency: 100, timeoutMs: 5_000, perSecond: FLOOD_RATE });
+  let flooding = true;
+  const report = flood.report.finally(async () => {
+    flooding = false;
+    await flood.stop();
+  });
+  return { busy: () => flooding, report };
+}
+
+const percent = (part: number, whole: number): string => `${Math.round((part / whole) * 100)}%`;
 
 /** Samples `read` every 50 ms until stopped; the highest value seen. */
 function peakOf(read: () => Promise<number>): { stop(): Promise<number> } {
@@ -170,37 +208,39 @@ test(`${CONNECTS} connects from 199 non-whitelisted addresses: each closed befor
   t.diagnostic(`log: ${denied.length} "connection denied" lines for ${CONNECTS} denied connections`);
   assert.ok(denied.length <= DENIED_SOURCES.length, 'at most one line per source per minute, not one per connection');
 
-  // 2. a download from 127.0.0.1 alone, then during the same flood paced at FLOOD_RATE a second
-  const window = SOAK ? CONNECTS / FLOOD_RATE * 1000 : 2_000;
-  const aloneUntil = performance.now() + window;
-  const aloneRss = peakOf(() => rssBytes(agent.pid));
-  const alone = await downloadRate(agent, () => performance.now() < aloneUntil);
-  const workingSet = await aloneRss.stop();
-  // the same flood at a bare server that only resets, in its own process: what the attacker's traffic
-  // costs this machine (two cores for agent, attacker and client), apart from the agent's own work
+  // 2. a download from 127.0.0.1 alone, during the flood (paced at FLOOD_RATE a second) at a bare server
+  // in another process (the control: what the attacker's traffic costs this machine apart from the
+  // agent's work), and during the flood at the agent; interleaved in rounds, so whatever else runs on
+  // the machine weighs on all three alike
   const control = await startResetServer();
-  const controlFlood = startFlood<ConnectReport>({ kind: 'connect', port: control.port, sources: DENIED_SOURCES, count: CONNECTS, concurrency: 100, timeoutMs: 5_000, perSecond: FLOOD_RATE });
-  let controlFlooding = true;
-  void controlFlood.report.finally(() => { controlFlooding = false; });
-  const duringControl = await downloadRate(agent, () => controlFlooding);
-  await controlFlood.report;
-  await controlFlood.stop();
+  const rounds = SOAK ? 10 : 4;
+  const perRound = CONNECTS / rounds;
+  const alone = new RateMeter();
+  const atControl = new RateMeter();
+  const atAgent = new RateMeter();
+  const aloneRss = new PeakMeter();
+  const agentRss = new PeakMeter();
+  const pacedReports: ConnectReport[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const aloneUntil = performance.now() + (perRound / FLOOD_RATE) * 1000;
+    await aloneRss.during(() => rssBytes(agent.pid), () => alone.download(agent, () => performance.now() < aloneUntil));
+    const atOther = whileFlooding(control.port, perRound);
+    await atControl.download(agent, atOther);
+    await atOther.report;
+    const paced = whileFlooding(agent.port, perRound);
+    await agentRss.during(() => rssBytes(agent.pid), () => atAgent.download(agent, paced));
+    pacedReports.push(await paced.report);
+  }
   control.child.kill();
-  const duringRss = peakOf(() => rssBytes(agent.pid));
-  const paced = startFlood<ConnectReport>({ kind: 'connect', port: agent.port, sources: DENIED_SOURCES, count: CONNECTS, concurrency: 100, timeoutMs: 5_000, perSecond: FLOOD_RATE });
-  let flooding = true;
-  void paced.report.finally(() => { flooding = false; });
-  const during = await downloadRate(agent, () => flooding);
-  const pacedReport = await paced.report;
-  await paced.stop();
-  const duringPeak = await duringRss.stop();
-  t.diagnostic(`download: ${mb(alone)} MB/s alone, ${mb(during)} MB/s during ${pacedReport.connects} denied connects at ${Math.round(pacedReport.connects / (pacedReport.ms / 1000))}/s (${Math.round((during / alone) * 100)}%), ${mb(duringControl)} MB/s (${Math.round((duringControl / alone) * 100)}%) while the same flood hit another process`);
+  const pacedReport = pacedReports.reduce((sum, one) => ({ ...sum, connects: sum.connects + one.connects, answered: sum.answered + one.answered, ms: sum.ms + one.ms }));
+  const [during, duringControl, workingSet, duringPeak] = [atAgent.rate, atControl.rate, aloneRss.peak, agentRss.peak];
+  t.diagnostic(`download (${rounds} rounds): ${mb(alone.rate)} MB/s alone, ${mb(during)} MB/s during ${pacedReport.connects} denied connects at ${Math.round(pacedReport.connects / (pacedReport.ms / 1000))}/s (${percent(during, alone.rate)}), ${mb(duringControl)} MB/s (${percent(duringControl, alone.rate)}) while the same flood hit another process`);
   t.diagnostic(`agent RSS: ${mb(workingSet)} MB peak while downloading alone, ${mb(duringPeak)} MB with the flood (${signed(mb(duringPeak - workingSet))} MB)`);
   assert.equal(pacedReport.answered, 0);
   assert.ok(duringPeak - workingSet < 30 * MIB, `the flood added ${mb(duringPeak - workingSet)} MB to the download's working set`);
   // the issue's 20% is the figure printed; the assertion is generous: two cores run the agent, the
   // attacker and this client at once, so the attacker's own CPU shows up as lost speed
-  assert.ok(during > alone * 0.5, `the download fell from ${mb(alone)} to ${mb(during)} MB/s`);
+  assert.ok(during > alone.rate * 0.5, `the download fell from ${mb(alone.rate)} to ${mb(during)} MB/s`);
   figures.connectFlood = {
     connects: report.connects, sources: DENIED_SOURCES.length, ms: Math.round(report.ms), perSecond: Math.round(report.connects / (report.ms / 1000)),
     resets: report.resets, fins: report.fins, answered: report.answered, agentCpuMicrosPerConnect: Math.round(cpuPerConnect * 1000),
@@ -208,7 +248,9 @@ test(`${CONNECTS} connects from 199 non-whitelisted addresses: each closed befor
   };
   figures.downloadDuringFlood = {
     floodPerSecond: Math.round(pacedReport.connects / (pacedReport.ms / 1000)),
-    downloadMBps: { alone: mb(alone), duringFlood: mb(during), ratio: Math.round((during / alone) * 100) / 100, duringFloodAtAnotherProcess: mb(duringControl) },
+    rounds,
+    downloadMBps: { alone: mb(alone.rate), duringFlood: mb(during), duringFloodAtAnotherProcess: mb(duringControl) },
+    ratio: { duringFlood: Math.round((during / alone.rate) * 100) / 100, duringFloodAtAnotherProcess: Math.round((duringControl / alone.rate) * 100) / 100 },
     rssMB: { downloadAlone: mb(workingSet), withFlood: mb(duringPeak), growth: mb(duringPeak - workingSet) },
   };
 });
@@ -258,10 +300,11 @@ test(`one whitelisted address opening ${HOLD_PER_ADDRESS} connections gets ${PER
   const peakFds = await fds.stop();
 
   const lines = logLines(agent, /too many open connections from one address/);
-  t.diagnostic(`attacker ${ATTACKER}: ${report.attempted} connects, ${report.open} held, ${report.closedByAgent} refused by the agent, ${report.failed} failed`);
+  t.diagnostic(`attacker ${ATTACKER}: ${report.attempted} connects, ${report.open} held, ${report.closedByAgent} refused by the agent, failed ${JSON.stringify(report.failed)}`);
   t.diagnostic(`agent: ${peakFds} fds at most (limit ${FD_LIMIT}); normal client ${JSON.stringify(summary(latencies))} ms; ${lines.length} log line(s)`);
-  assert.ok(report.open <= PER_ADDRESS_DEFAULT, `${report.open} connections held from one address`);
-  assert.ok(report.closedByAgent >= HOLD_PER_ADDRESS - PER_ADDRESS_DEFAULT - report.failed);
+  assert.equal(report.open, PER_ADDRESS_DEFAULT, 'connections held from one address');
+  assert.deepEqual(report.failed, {});
+  assert.equal(report.closedByAgent, HOLD_PER_ADDRESS - report.open, 'every other one reset by the agent');
   assert.ok(peakFds < FD_LIMIT - 64, `the agent held ${peakFds} fds`);
   assert.ok(lines.length >= 1 && lines.length <= 2, 'one log line per address per minute');
   assert.equal(lines[0]!.client, ATTACKER);
@@ -298,11 +341,14 @@ test(`${SPREAD_SOURCES.length} whitelisted addresses holding 250 connections eac
   await flood.stop();
   const peakFds = await fds.stop();
   const lines = logLines(agent, /too many open connections in all/);
-  t.diagnostic(`attackers: ${report.attempted} connects from ${SPREAD_SOURCES.length} addresses, ${report.open} held, ${report.closedByAgent} refused; agent ${peakFds} fds at most (limit ${FD_LIMIT})`);
+  t.diagnostic(`attackers: ${report.attempted} connects from ${SPREAD_SOURCES.length} addresses, ${report.open} held, ${report.closedByAgent} refused, failed ${JSON.stringify(report.failed)}; agent ${peakFds} fds at most (limit ${FD_LIMIT})`);
   assert.equal(onOpenConnection.status, 200, 'a connection opened before the flood keeps working');
   assert.ok(peakFds < FD_LIMIT - 64, `the agent held ${peakFds} fds`);
-  assert.ok(report.closedByAgent > 0, 'the global cap refused some');
+  // the normal client's connection is one of the cap's
+  assert.equal(report.open + 1, fitConnectionsToFdLimit(DEFAULT_LIMITS.connections, FD_LIMIT), 'the cap, lowered to fit 1,024 fds');
+  assert.deepEqual(report.failed, {});
   assert.equal(lines[0]?.setting, 'limits.connections');
+  assert.match(agent.output(), /"msg":"limits\.connections lowered to 480 to fit the open-file limit of 1024 \(ulimit -n\)/);
   const after = await waitFor('a new connection once the flood is gone', async () => {
     const result = await fetchFrom(agent, '/small').catch(() => undefined);
     return result?.status === 200 && result;
