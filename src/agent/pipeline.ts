@@ -64,7 +64,8 @@ export class Pipeline {
    */
   accept(socket: Duplex, clientAddress: string): void {
     const { gate, limits } = this.options;
-    if (!gate.admit(clientAddress) || !limits.open(clientAddress)) {
+    // a socket that closed during a path's setup never emits 'close' again: counted in, its place would stay taken
+    if (!gate.admit(clientAddress) || socket.closed || !limits.open(clientAddress)) {
       drop(socket);
       return;
     }

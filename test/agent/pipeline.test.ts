@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -140,4 +141,13 @@ test('dropRevoked cuts off an open connection whose address the whitelist no lon
     kept.destroy();
     revoked.destroy();
   }
+});
+
+test('a socket that closed before a path handed it over takes no place of the limits', async () => {
+  const socket = new Socket();
+  socket.destroy();
+  await once(socket, 'close');
+  const before = limits.stats().open; // an earlier test's connection may still be closing
+  pipeline.accept(socket, ALLOWED);
+  assert.equal(limits.stats().open, before);
 });
