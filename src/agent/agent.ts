@@ -13,6 +13,7 @@ import { createSecureContext } from '../tls/server-options.js';
 import { createLocalAdminBackend, executeAdminOrder } from './admin-backend.js';
 import { startAdminListener, type AdminListener } from './admin-listener.js';
 import { createForwarder } from './forwarder.js';
+import { createConnectionLimits } from './connection-limits.js';
 import { createGate } from './gate.js';
 import { createHttpHandlers } from './http-handler.js';
 import { describeBindError, listenOnLan, type PortHolder } from './lan-listener.js';
@@ -23,6 +24,7 @@ import type { Http01Responder } from '../tls/acme/http01.js';
 import { compileRoutes } from './router.js';
 import { StatusFile, type AgentStatus } from './status.js';
 import { normalizeClientAddress } from '../common/cidr.js';
+import { openFileLimit } from '../common/fd-limit.js';
 import { Whitelist } from './whitelist/store.js';
 
 export interface RunningAgent {
@@ -171,6 +173,7 @@ function createChain(config: AgentConfig, state: AgentState, rendezvousAddress: 
   const gate = createGate({ allows: admits }, logger);
   const pipeline = new Pipeline({
     gate,
+    limits: createConnectionLimits(config.limits, logger, { fdLimit: openFileLimit() }),
     secureContext: createSecureContext(certificates.current()),
     handlers: createHttpHandlers({ router: compileRoutes(config.routes), forwarder, logger }),
     timeouts: config.timeouts,

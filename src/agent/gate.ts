@@ -1,5 +1,6 @@
 import type { Logger } from '../common/logger.js';
 import { normalizeClientAddress } from '../common/cidr.js';
+import { LogThrottle } from '../common/log-throttle.js';
 
 /** What the gate asks of a whitelist. */
 export interface AddressPolicy {
@@ -25,12 +26,6 @@ export interface Gate {
   close(): void;
 }
 
-interface SourceLog {
-  lastLineMs: number;
-  /** Denials since the last line for this source. */
-  hidden: number;
-}
-
 /**
  * The whitelist gate. A scanner or a flood from one address produces one log line per source per interval
  * plus a periodic summary, never a line per connection: logging must not become the attack's amplifier.
@@ -39,8 +34,7 @@ export function createGate(whitelist: AddressPolicy, logger: Logger, options: Ga
   const now = options.now ?? Date.now;
   const perSourceIntervalMs = options.perSourceIntervalMs ?? 60_000;
   const summaryIntervalMs = options.summaryIntervalMs ?? 60_000;
-  const maxTrackedSources = options.maxTrackedSources ?? 10_000;
-  const sources = new Map<string, SourceLog>();
+  const sources = new LogThrottle(perSourceIntervalMs, options.maxTrackedSources ?? 10_000);
   let admitted = 0;
   let denied = 0;
   let deniedSinceReport = 0;
@@ -55,23 +49,14 @@ export function createGate(whitelist: AddressPolicy, logger: Logger, options: Ga
     }
     deniedSinceReport = 0;
     lastReportMs = nowMs;
-    for (const [source, log] of sources) if (nowMs - log.lastLineMs >= perSourceIntervalMs) sources.delete(source);
+    sources.prune(nowMs);
   };
 
   const logDenied = (address: string, nowMs: number): void => {
     const source = normalizeClientAddress(address).slice(0, 64); // a garbage address must not bloat a line
-    const log = sources.get(source);
-    if (log === undefined) {
-      if (sources.size >= maxTrackedSources) return; // counted in the summary
-      sources.set(source, { lastLineMs: nowMs, hidden: 0 });
-      logger.info({ client: source }, 'connection denied: address not in whitelist');
-    } else if (nowMs - log.lastLineMs >= perSourceIntervalMs) {
-      logger.info({ client: source, deniedSinceLastLine: log.hidden + 1 }, 'connection denied: address not in whitelist');
-      log.lastLineMs = nowMs;
-      log.hidden = 0;
-    } else {
-      log.hidden++;
-    }
+    const verdict = sources.pass(source, nowMs); // past the tracked-source limit: counted in the summary only
+    if (verdict?.first) logger.info({ client: source }, 'connection denied: address not in whitelist');
+    else if (verdict) logger.info({ client: source, deniedSinceLastLine: verdict.heldBack + 1 }, 'connection denied: address not in whitelist');
   };
 
   const timer = setInterval(() => report(now()), summaryIntervalMs).unref();

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../common/logger.js';
 import type { TimeoutsConfig } from '../config/agent-types.js';
 import { setClientAddress } from './client-address.js';
+import type { ConnectionLimits } from './connection-limits.js';
 import type { Gate } from './gate.js';
 import { TLS_SERVER_OPTIONS } from '../tls/server-options.js';
 
@@ -15,6 +16,8 @@ export interface HttpHandlers {
 
 export interface PipelineOptions {
   gate: Pick<Gate, 'admit'>;
+  /** Checked right after the gate, before TLS: open connections per address and in all. */
+  limits: Pick<ConnectionLimits, 'open' | 'close'>;
   secureContext: SecureContext;
   handlers: HttpHandlers;
   timeouts: TimeoutsConfig;
@@ -55,14 +58,22 @@ export class Pipeline {
     this.secureContext = context;
   }
 
-  /** Entry point of every path. Denied clients are dropped before a single TLS byte is sent. */
+  /**
+   * Entry point of every path. Denied clients, and clients over a connection limit, are dropped before a
+   * single TLS byte is sent.
+   */
   accept(socket: Duplex, clientAddress: string): void {
-    if (!this.options.gate.admit(clientAddress)) {
+    const { gate, limits } = this.options;
+    // a socket that closed during a path's setup never emits 'close' again: counted in, its place would stay taken
+    if (!gate.admit(clientAddress) || socket.closed || !limits.open(clientAddress)) {
       drop(socket);
       return;
     }
     this.admitted.set(socket, clientAddress);
-    socket.once('close', () => this.admitted.delete(socket));
+    socket.once('close', () => {
+      this.admitted.delete(socket);
+      limits.close(clientAddress);
+    });
     (socket as Socket).setNoDelay?.(true);
     const tlsSocket = new TLSSocket(socket, {
       isServer: true,

@@ -69,6 +69,14 @@ export interface TimeoutsConfig {
   upstreamResponseMs: number;
 }
 
+/** [limits]: what one client, and all of them together, may hold open at the agent's port. */
+export interface LimitsConfig {
+  /** Open connections from one client address; one more is reset at accept, before TLS. */
+  connectionsPerAddress: number;
+  /** Open connections in all; lowered at start to fit the open-file limit (about two descriptors each). */
+  connections: number;
+}
+
 /** A server to connect to: an IP address or a DNS name, and a port. */
 export interface ServerAddress {
   host: string;
@@ -101,6 +109,7 @@ export interface AgentConfig {
   whitelist: { allow: WhitelistEntrySpec[] };
   routes: RouteConfig[];
   timeouts: TimeoutsConfig;
+  limits: LimitsConfig;
   log: { level: string };
   rendezvous?: AgentRendezvousConfig;
   admin?: AgentAdminConfig;
@@ -132,6 +141,17 @@ export const DEFAULT_TIMEOUTS: TimeoutsConfig = {
   upstreamConnectMs: 10_000,
   upstreamResponseMs: 0,
 };
+
+/**
+ * A browser opens six connections per host and a media app a few more: 256 leaves a household behind one
+ * NAT address plenty, while one address alone cannot hold the agent's whole fd table.
+ */
+export const DEFAULT_LIMITS: LimitsConfig = {
+  connectionsPerAddress: 256,
+  connections: 4096,
+};
+/** The largest value either limit takes: beyond it, the system's own limits decide anyway. */
+export const MAX_CONNECTIONS_LIMIT = 1_000_000;
 
 export const DEFAULT_HEARTBEAT_MS = 5_000;
 export const DEFAULT_REREGISTER = '0 20 4 * * *';

@@ -7,7 +7,7 @@ import { parseHostPort, parseServerAddress, isHostnameOrIp } from './address.js'
 import { validateCronExpression } from 'cron';
 import { parseAdminKey, type AdminKey } from '../common/admin-key.js';
 import {
-  DEFAULT_ADMIN_LISTEN, DEFAULT_HEARTBEAT_MS,
+  DEFAULT_ADMIN_LISTEN, DEFAULT_HEARTBEAT_MS, DEFAULT_LIMITS, MAX_CONNECTIONS_LIMIT,
   DEFAULT_REREGISTER, DEFAULT_REREGISTER_DELAY_MS, DEFAULT_TIMEOUTS, MAX_REREGISTER_DELAY_MS,
   type AgentAdminConfig, type AgentConfig, type AgentRendezvousConfig, type RouteConfig, type WhitelistEntrySpec,
 } from './agent-types.js';
@@ -25,7 +25,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
   const problems = new Problems(file);
   const root = new TableReader(parseTomlTable(text, file), '', problems);
   const baseDir = dirname(resolve(file));
-  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'log', 'rendezvous', 'admin']);
+  root.rejectUnknown(['agent', 'tls', 'whitelist', 'route', 'timeouts', 'limits', 'log', 'rendezvous', 'admin']);
 
   const agentTable = root.child('agent');
   agentTable.rejectUnknown(['name', 'listen', 'stateDir']);
@@ -42,6 +42,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
   const allow = readWhitelist(root.child('whitelist'));
   const routes = readRoutes(root.children('route'), problems);
   const timeouts = readTimeouts(root.child('timeouts'));
+  const limits = readLimits(root.child('limits'));
   const logTable = root.child('log');
   logTable.rejectUnknown(['level']);
   const level = logTable.oneOf('level', LOG_LEVELS, 'info');
@@ -56,6 +57,7 @@ export function parseAgentConfig(text: string, file: string, env: NodeJS.Process
     whitelist: { allow },
     routes,
     timeouts,
+    limits,
     log: { level: level! },
     ...(rendezvous ? { rendezvous } : {}),
     ...(admin ? { admin } : {}),
@@ -152,6 +154,16 @@ function readTimeouts(table: TableReader): AgentConfig['timeouts'] {
     upstreamConnectMs: table.duration('upstreamConnect', DEFAULT_TIMEOUTS.upstreamConnectMs),
     upstreamResponseMs: table.duration('upstreamResponse', DEFAULT_TIMEOUTS.upstreamResponseMs, true),
   };
+}
+
+function readLimits(table: TableReader): AgentConfig['limits'] {
+  table.rejectUnknown(['connectionsPerAddress', 'connections']);
+  const connectionsPerAddress = table.integer('connectionsPerAddress', DEFAULT_LIMITS.connectionsPerAddress, 1, MAX_CONNECTIONS_LIMIT);
+  const connections = table.integer('connections', DEFAULT_LIMITS.connections, 1, MAX_CONNECTIONS_LIMIT);
+  if (connectionsPerAddress > connections) {
+    table.problems.add(table.key('connectionsPerAddress'), `${connectionsPerAddress} is more than limits.connections ${connections}: one address could take every connection; lower it or raise limits.connections`);
+  }
+  return { connectionsPerAddress, connections };
 }
 
 function readRendezvous(table: TableReader, env: NodeJS.ProcessEnv): AgentRendezvousConfig | undefined {

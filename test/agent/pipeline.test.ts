@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as netConnect, createServer, type AddressInfo, type Server } from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import { clientAddressOf } from '../../src/agent/client-address.js';
+import { createConnectionLimits, type ConnectionLimits } from '../../src/agent/connection-limits.js';
 import { Pipeline } from '../../src/agent/pipeline.js';
 import { DEFAULT_TIMEOUTS } from '../../src/config/agent-types.js';
 import { ensureSelfSigned } from '../../src/tls/selfsigned.js';
@@ -19,9 +21,12 @@ import { waitFor } from '../helpers/wait.js';
  */
 
 const ALLOWED = '198.51.100.7';
+/** Small, so a test can reach it: connections open at once from one address. */
+const PER_ADDRESS = 3;
 let dir: string;
 let listener: Server;
 let pipeline: Pipeline;
+let limits: ConnectionLimits;
 let ca: string;
 /** The client address the test claims for the next connection (a path such as a relay passes it along). */
 let nextClient = ALLOWED;
@@ -31,8 +36,10 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'hp-pipeline-'));
   const tls = await ensureSelfSigned(dir, ['localhost'], new Date());
   ca = tls.ca.toString();
+  limits = createConnectionLimits({ connectionsPerAddress: PER_ADDRESS, connections: 100 }, pino({ level: 'silent' }));
   pipeline = new Pipeline({
     gate: { admit: (address) => address !== undefined && allowed.has(address) },
+    limits,
     secureContext: createSecureContext(tls.material),
     handlers: {
       request: (req, res) => res.end(`hello ${clientAddressOf(req.socket)}`),
@@ -85,17 +92,36 @@ test('a whitelisted client gets TLS with the agent\'s certificate and an HTTP an
   }
 });
 
-test('a client the gate refuses is dropped before a single TLS byte', async () => {
-  nextClient = '203.0.113.99';
+/** Connects, starts a ClientHello and counts the bytes the pipeline sends back before the connection closes. */
+function bytesBeforeClose(): Promise<number> {
   const { port } = listener.address() as AddressInfo;
-  const received = await new Promise<number>((resolve) => {
+  return new Promise<number>((resolve) => {
     let bytes = 0;
     const socket = netConnect({ host: '127.0.0.1', port }, () => socket.write('\x16\x03\x01 a ClientHello would start so'));
     socket.on('data', (chunk: Buffer) => { bytes += chunk.length; });
     socket.on('error', () => undefined); // the reset
     socket.once('close', () => resolve(bytes));
   });
-  assert.equal(received, 0);
+}
+
+test('a client the gate refuses is dropped before a single TLS byte', async () => {
+  nextClient = '203.0.113.99';
+  assert.equal(await bytesBeforeClose(), 0);
+});
+
+test('past limits.connectionsPerAddress an address is dropped before TLS; a closed connection frees its place', async () => {
+  nextClient = ALLOWED;
+  const held = await Promise.all(Array.from({ length: PER_ADDRESS }, open));
+  try {
+    assert.equal(await bytesBeforeClose(), 0, 'one more from the same address: no TLS byte');
+    held.pop()!.destroy();
+    const again = await waitFor('a place to free up', () => open().catch(() => undefined), 2_000);
+    held.push(again);
+    assert.match(await get(again), /hello 198\.51\.100\.7$/);
+  } finally {
+    for (const socket of held) socket.destroy();
+    await waitFor('the pipeline to see them closed', () => limits.stats().open === 0);
+  }
 });
 
 test('dropRevoked cuts off an open connection whose address the whitelist no longer allows, and only that one', async () => {
@@ -115,4 +141,13 @@ test('dropRevoked cuts off an open connection whose address the whitelist no lon
     kept.destroy();
     revoked.destroy();
   }
+});
+
+test('a socket that closed before a path handed it over takes no place of the limits', async () => {
+  const socket = new Socket();
+  socket.destroy();
+  await once(socket, 'close');
+  const before = limits.stats().open; // an earlier test's connection may still be closing
+  pipeline.accept(socket, ALLOWED);
+  assert.equal(limits.stats().open, before);
 });

@@ -262,3 +262,19 @@ test('the admin key and the rendezvous secret never reach a log line, however th
   assert.ok(!text.includes(KEY_SECRET), text);
   assert.ok(!text.includes('0123456789abcdef0123'), text);
 });
+
+test('[limits]: connections per address and in all, with defaults; each mistake names the key and the range', () => {
+  assert.deepEqual(parseAgentConfig(MINIMAL, '/etc/homeport/agent.toml', {}).limits, { connectionsPerAddress: 256, connections: 4096 });
+  const set = parseAgentConfig(`${MINIMAL}[limits]\nconnectionsPerAddress = 32\nconnections = 500\n`, '/etc/homeport/agent.toml', {});
+  assert.deepEqual(set.limits, { connectionsPerAddress: 32, connections: 500 });
+  const refused: Array<[lines: string, problem: string]> = [
+    ['connectionsPerAddress = 0', 'limits.connectionsPerAddress must be a whole number from 1 to 1000000; the default is 256'],
+    ['connectionsPerAddress = "many"', 'limits.connectionsPerAddress must be a whole number from 1 to 1000000; the default is 256'],
+    ['connections = 2.5', 'limits.connections must be a whole number from 1 to 1000000; the default is 4096'],
+    ['connectionsPerAddress = 5000', 'limits.connectionsPerAddress 5000 is more than limits.connections 4096: one address could take every connection; lower it or raise limits.connections'],
+    ['perAddress = 10', 'limits.perAddress is not a known key; known keys here: connectionsPerAddress, connections'],
+  ];
+  for (const [lines, problem] of refused) {
+    assert.deepEqual(problemsOf(`${MINIMAL}[limits]\n${lines}\n`), [`/etc/homeport/agent.toml: ${problem}`], lines);
+  }
+});

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI, as `npx homeport` runs it. */
@@ -24,10 +24,19 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
   });
 }
 
+export interface StartCliOptions {
+  /** Runs the program under `ulimit -n <fdLimit>` (soft and hard), as a service manager with a low LimitNOFILE would. */
+  fdLimit?: number;
+}
+
 /** Starts a long-running `homeport <args>` and resolves once a line of its output matches `ready`. */
-export function startCli(args: string[], ready: RegExp, timeoutMs = 15_000): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
+export function startCli(args: string[], ready: RegExp, timeoutMs = 15_000, options: StartCliOptions = {}): Promise<{ child: ChildProcess; match: RegExpMatchArray; output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // `exec` keeps the pid: the child is node itself, so rssBytes and /proc/<pid>/fd see the program
+    const [command, argv] = options.fdLimit === undefined
+      ? [process.execPath, [CLI, ...args]]
+      : ['sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, CLI, ...args]];
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`not ready after ${timeoutMs} ms:\n${output}`)); }, timeoutMs);
     const onData = (chunk: Buffer): void => {
@@ -61,4 +70,15 @@ export async function rssBytes(pid: number): Promise<number> {
   const kib = /VmRSS:\s+(\d+) kB/.exec(status);
   if (!kib) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(kib[1]) * 1024;
+}
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux; the kernel counts in 10 ms ticks). */
+export async function cpuTimeMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' '); // the name may hold spaces
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** File descriptors a process holds open, from /proc (Linux). */
+export async function openFds(pid: number): Promise<number> {
+  return (await readdir(`/proc/${pid}/fd`)).length;
 }
