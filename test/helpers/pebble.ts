@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -120,4 +120,20 @@ export function get(url: string, ca?: string): Promise<string> {
     req.on('error', reject);
     req.end();
   });
+}
+
+/**
+ * A DNS hook as a NAS owner would write it, setting and clearing the TXT record at challtestsrv instead of a
+ * DNS provider's API. `prelude`: shell lines run first (a test's logging or failure switch).
+ */
+export async function writeChalltestsrvHook(dir: string, challtestsrv: string, prelude = ''): Promise<string> {
+  const hook = join(dir, 'dns-hook');
+  await writeFile(hook, `#!/bin/sh
+${prelude}case "$1" in
+  set) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\",\\"value\\":\\"$HOMEPORT_ACME_VALUE\\"}" "${challtestsrv}/set-txt" ;;
+  unset) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\"}" "${challtestsrv}/clear-txt" ;;
+esac
+`);
+  await chmod(hook, 0o755);
+  return hook;
 }

@@ -5,12 +5,12 @@ import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { AcmeSource } from '../../src/tls/acme/source.js';
 import { openCertificateSource } from '../../src/tls/certificates.js';
 import { captureLogs } from '../helpers/logs.js';
-import { pebbleMissing, startPebble, type Pebble } from '../helpers/pebble.js';
+import { pebbleMissing, startPebble, writeChalltestsrvHook, type Pebble } from '../helpers/pebble.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -89,14 +89,7 @@ describe('badNonce and server errors (node-acme-client #103)', { skip: pebbleMis
   });
 
   test('a 503 and rejected nonces: issuance still succeeds and no nonce is ever sent twice', async () => {
-    const hook = join(dir, 'dns-hook');
-    await writeFile(hook, `#!/bin/sh
-case "$1" in
-  set) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\",\\"value\\":\\"$HOMEPORT_ACME_VALUE\\"}" "${pebble.challtestsrv}/set-txt" ;;
-  unset) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\"}" "${pebble.challtestsrv}/clear-txt" ;;
-esac
-`);
-    await chmod(hook, 0o755);
+    const hook = await writeChalltestsrvHook(dir, pebble.challtestsrv);
     const { logger, lines } = captureLogs();
     const acme = {
       directory: proxy.directory, hostnames: ['nonce.example.com'], challenge: 'dns-01' as const, dnsHook: hook,

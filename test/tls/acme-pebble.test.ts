@@ -15,7 +15,7 @@ import { acmePaths } from '../../src/tls/acme/store.js';
 import { openCertificateSource } from '../../src/tls/certificates.js';
 import { createHttpsServer } from '../../src/tls/https-server.js';
 import { captureLogs } from '../helpers/logs.js';
-import { pebbleMissing, startPebble, type Pebble } from '../helpers/pebble.js';
+import { pebbleMissing, startPebble, writeChalltestsrvHook, type Pebble } from '../helpers/pebble.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -23,19 +23,11 @@ const HOST = 'home.example.com';
 const FAST = { caPollMs: 100, propagationPollMs: 100, retryBaseMs: 400, random: () => 0.5 };
 const skip = pebbleMissing();
 
-/** A DNS hook as a NAS owner would write it, talking to challtestsrv instead of a DNS provider's API. */
-async function writeHook(dir: string, challtestsrv: string): Promise<string> {
-  const hook = join(dir, 'dns-hook');
-  await writeFile(hook, `#!/bin/sh
-echo "$1 $HOMEPORT_ACME_RECORD $HOMEPORT_ACME_DOMAIN $CERTBOT_DOMAIN $CERTBOT_VALIDATION" >> "${dir}/hook.log"
+/** The challtestsrv hook, logging each call and failing with a provider's message while `dir`/fail exists. */
+function writeHook(dir: string, challtestsrv: string): Promise<string> {
+  return writeChalltestsrvHook(dir, challtestsrv, `echo "$1 $HOMEPORT_ACME_RECORD $HOMEPORT_ACME_DOMAIN $CERTBOT_DOMAIN $CERTBOT_VALIDATION" >> "${dir}/hook.log"
 if [ -e "${dir}/fail" ]; then echo "starting" >&2; echo "provider says: invalid API token" >&2; exit 3; fi
-case "$1" in
-  set) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\",\\"value\\":\\"$HOMEPORT_ACME_VALUE\\"}" "${challtestsrv}/set-txt" ;;
-  unset) curl -fsS -d "{\\"host\\":\\"$HOMEPORT_ACME_RECORD\\"}" "${challtestsrv}/clear-txt" ;;
-esac
 `);
-  await chmod(hook, 0o755);
-  return hook;
 }
 
 function acmeConfig(pebble: Pebble, hook: string, extra: Partial<AcmeConfig> = {}): AcmeConfig {
