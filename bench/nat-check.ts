@@ -9,9 +9,9 @@
  */
 import { writeFileAtomic } from '../src/common/atomic-write.js';
 import { join } from 'node:path';
-import { CLI, startStunRendezvous } from '../test/netlab/homeport.js';
+import { startStunRendezvous } from '../test/netlab/homeport.js';
 import { labAvailability, ROUTER_TYPES, startLab, type Lab, type RouterType } from '../test/netlab/lab.js';
-import { COTURN_PORT, runToEnd, startCoturn } from '../test/netlab/stun-peers.js';
+import { COTURN_PORT, natCheck, startCoturn } from '../test/netlab/stun-peers.js';
 import { REPO_ROOT } from './proxy/servers.js';
 
 const TARGET_MS = 5_000;
@@ -31,9 +31,7 @@ async function timeRuns(lab: Lab, server: string): Promise<{ classic: string; ru
   const runsMs: number[] = [];
   let classic = '';
   for (let run = 0; run < RUNS; run += 1) {
-    const { output, code } = await runToEnd(lab, 'home', [process.execPath, CLI, 'nat-check', '--stun', server, '--tcp', '--json'], 30_000);
-    if (code !== 0) throw new Error(`nat-check --stun ${server} exited ${code}:\n${output}`);
-    const report = JSON.parse(/^\{$[\s\S]*^\}$/m.exec(output)![0]) as { elapsedMs: number; udp: { classic: string } };
+    const report = await natCheck(lab, server, { tcp: true });
     runsMs.push(report.elapsedMs);
     classic = report.udp.classic;
   }

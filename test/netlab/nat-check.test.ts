@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
-import { CLI, startStunRendezvous } from './homeport.js';
+import { startStunRendezvous } from './homeport.js';
 import { ROUTER_TYPES, skipReason, startLab, type Lab, type LabChild, type RouterType } from './lab.js';
 import { parseEndpoint } from './probe-protocol.js';
 import {
-  COTURN_PORT, STUN_TOOLS, STUND_PORT, classicStun, natDiscovery, runToEnd, startCoturn, startStund,
-  type Behaviour, type ClassicClass, type Discovery,
+  COTURN_PORT, STUN_TOOLS, STUND_PORT, classicStun, natCheck, natDiscovery, startCoturn, startStund,
+  type Behaviour, type ClassicClass, type Discovery, type NatCheckReport,
 } from './stun-peers.js';
 
 const skip = skipReason(STUN_TOOLS);
@@ -53,37 +53,6 @@ function row(
   external: Row['external'], tcpStable: boolean, tcpPreserved: boolean,
 ): Row {
   return { classic, nat, mapping, filtering, hairpinning, external, tcpStable, tcpPreserved };
-}
-
-// ---- nat-check's --json (shape: stun-api.md) -----------------------------------------------------------------
-
-type Verdict = Behaviour | 'cannot tell';
-
-interface NatCheckReport {
-  server: string;
-  udp: {
-    local: string;
-    external: string | null;
-    nat: boolean | null;
-    classic: ClassicClass | 'cannot tell';
-    mapping: Verdict;
-    filtering: Verdict;
-    hairpinning: boolean | null;
-    notes: string[];
-  };
-  tcp?: { local: string; mapped: string[]; stable: boolean; preserved: boolean } | { error: string };
-  advice: string[];
-  elapsedMs: number;
-}
-
-/** `homeport nat-check --stun SERVER [--tcp] --json` in hp-home; it must exit 0 and print one JSON object. */
-async function natCheck(lab: Lab, server: string, options: { tcp?: boolean } = {}): Promise<NatCheckReport> {
-  const args = ['nat-check', '--stun', server, ...(options.tcp ? ['--tcp'] : []), '--json'];
-  const { output, code } = await runToEnd(lab, 'home', [process.execPath, CLI, ...args], 60_000);
-  assert.equal(code, 0, `homeport ${args.join(' ')} exited ${code}:\n${output}`);
-  const json = /^\{$[\s\S]*^\}$/m.exec(output); // pretty-printed: from a line "{" to a line "}"
-  assert.ok(json, `homeport ${args.join(' ')} printed no JSON object:\n${output}`);
-  return JSON.parse(json[0]) as NatCheckReport;
 }
 
 // ---- comparisons -----------------------------------------------------------------------------------------------

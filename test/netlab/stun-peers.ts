@@ -3,9 +3,11 @@
 // `turnutils_natdiscovery` (RFC 5780 mapping, filtering, hairpinning) and `stun` (the classic RFC 3489 class),
 // run in any lab node with their verdicts parsed. Everything runs inside the lab's namespaces only; the lab
 // stops the servers at down() (they are lab children) and lab-down.sh kills whatever is left in its namespaces.
+import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CLI } from './homeport.js';
 import type { Lab, LabChild, LabNode, Tool } from './lab.js';
 import { parseEndpoint } from './probe-protocol.js';
 
@@ -197,4 +199,35 @@ export async function runToEnd(lab: Lab, node: LabNode, command: readonly string
   clearTimeout(timer);
   if (status.signal !== null) throw new Error(`${command.join(' ')} was killed (${status.signal}), ${timeoutMs} ms allowed:\n${child.output()}`);
   return { output: child.output(), code: status.code, elapsedMs: Date.now() - started };
+}
+
+// ---- nat-check's --json (shape: stun-api.md) -----------------------------------------------------------------
+
+type Verdict = Behaviour | 'cannot tell';
+
+export interface NatCheckReport {
+  server: string;
+  udp: {
+    local: string;
+    external: string | null;
+    nat: boolean | null;
+    classic: ClassicClass | 'cannot tell';
+    mapping: Verdict;
+    filtering: Verdict;
+    hairpinning: boolean | null;
+    notes: string[];
+  };
+  tcp?: { local: string; mapped: string[]; stable: boolean; preserved: boolean } | { error: string };
+  advice: string[];
+  elapsedMs: number;
+}
+
+/** `homeport nat-check --stun SERVER [--tcp] --json` in hp-home; it must exit 0 and print one JSON object. */
+export async function natCheck(lab: Lab, server: string, options: { tcp?: boolean } = {}): Promise<NatCheckReport> {
+  const args = ['nat-check', '--stun', server, ...(options.tcp ? ['--tcp'] : []), '--json'];
+  const { output, code } = await runToEnd(lab, 'home', [process.execPath, CLI, ...args], 60_000);
+  assert.equal(code, 0, `homeport ${args.join(' ')} exited ${code}:\n${output}`);
+  const json = /^\{$[\s\S]*^\}$/m.exec(output); // pretty-printed: from a line "{" to a line "}"
+  assert.ok(json, `homeport ${args.join(' ')} printed no JSON object:\n${output}`);
+  return JSON.parse(json[0]) as NatCheckReport;
 }
