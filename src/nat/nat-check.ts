@@ -116,13 +116,13 @@ async function runHairpinTest(sender: StunUdpSocket, receiver: StunUdpSocket, ma
 
 /** TCP from one local port to two server addresses: is the mapping the same (stable), and is it the local port (preserved)? */
 async function checkTcp(server: PublicAddress, second: PublicAddress | undefined): Promise<TcpReport> {
+  if (second === undefined) return { error: 'one server address only: pass a second --stun, or use a server with RFC 5780, to see whether TCP mappings are stable' };
   const first = await bindingOverTcp(server, 0, TCP_TIMEOUT_MS);
   if (!first.ok) return { error: `TCP to ${formatAddress(server)}: ${first.error}` };
   const sockets = [first.value.socket];
   try {
     const local = formatAddress({ ip: first.value.socket.localAddress!, port: first.value.localPort });
     const preserved = first.value.mapped.port === first.value.localPort;
-    if (second === undefined) return { error: 'one server address only: pass a second --stun, or use a server with RFC 5780, to see whether TCP mappings are stable' };
     const next = await bindingOverTcp(second, first.value.localPort, TCP_TIMEOUT_MS);
     if (!next.ok) return { error: `TCP to ${formatAddress(second)} from port ${first.value.localPort}: ${next.error}` };
     sockets.push(next.value.socket);
